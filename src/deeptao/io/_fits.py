@@ -1,0 +1,288 @@
+"""A lean reader for the FITS structures the Deep-TAO release uses.
+
+Why by hand: a release file holds one table and some 77 small images, each its
+own HDU. General readers pay a fixed cost per HDU (about 40 µs with fitsio),
+which dominates reading 1.25 M images. Here the file is read in one call,
+headers are located with ``bytes.find`` and parsed only for the cards that
+define the data, and every image is pulled out in one vectorised copy. The
+benchmark in ``benchmarks/bench_prepare.py`` measures the gain; the tests
+check every result against astropy and fitsio.
+
+Only what the release needs is supported (primary, BINTABLE with fixed-width
+columns, IMAGE); anything else is refused with a clear message rather than
+misread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FitsStructureError", "HDU", "parse_header", "scan_hdus", "read_bintable", "read_image_stack"]
+
+BLOCK = 2880
+CARD = 80
+_END_CARD = b"END" + b" " * 77
+
+# FITS binary-table formats with a fixed width: code -> (numpy type, bytes per element)
+_TFORM = {
+    "L": ("S1", 1),
+    "B": ("u1", 1),
+    "I": (">i2", 2),
+    "J": (">i4", 4),
+    "K": (">i8", 8),
+    "E": (">f4", 4),
+    "D": (">f8", 8),
+    "A": ("S", 1),
+}
+_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+class FitsStructureError(ValueError):
+    """The bytes are not the FITS structure expected; the message says which fault."""
+
+
+@dataclass
+class HDU:
+    """Where one HDU lies in the file, and the cards that shape its data."""
+
+    header_start: int
+    data_start: int
+    data_size: int
+    cards: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def xtension(self) -> str:
+        return str(self.cards.get("XTENSION", "PRIMARY")).strip().upper()
+
+
+def _parse_value(text: str) -> Any:
+    """Value field of a card: a quoted string, a logical, an integer or a float."""
+    text = text.strip()
+    if text.startswith("'"):
+        out = []
+        i = 1
+        while i < len(text):
+            ch = text[i]
+            if ch == "'":
+                if i + 1 < len(text) and text[i + 1] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(ch)
+            i += 1
+        return "".join(out).rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value == "T":
+        return True
+    if value == "F":
+        return False
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        return value
+
+
+def parse_header(raw: bytes) -> dict[str, Any]:
+    """Every keyword card of a header block, HIERARCH and CONTINUE included.
+
+    Commentary cards (COMMENT, HISTORY, blank) are dropped: they carry no
+    values the pipeline uses.
+    """
+    cards: dict[str, Any] = {}
+    last_key: str | None = None
+    text = raw.decode("ascii", errors="replace")
+    for i in range(0, len(text), CARD):
+        card = text[i : i + CARD]
+        key = card[:8].rstrip()
+        if key == "END":
+            break
+        if key == "CONTINUE" and last_key is not None and isinstance(cards.get(last_key), str):
+            previous = cards[last_key]
+            if previous.endswith("&"):
+                cards[last_key] = previous[:-1] + str(_parse_value(card[8:]))
+            continue
+        if key == "HIERARCH":
+            body = card[8:]
+            if "=" not in body:
+                continue
+            name, value = body.split("=", 1)
+            key = name.strip()
+            cards[key] = _parse_value(value)
+            last_key = key
+            continue
+        if key in ("", "COMMENT", "HISTORY") or card[8:10] != "= ":
+            continue
+        cards[key] = _parse_value(card[10:])
+        last_key = key
+    return cards
+
+
+def _find_header_end(buf: bytes | memoryview, start: int) -> int:
+    """Offset just past the END card of the header starting at ``start``."""
+    pos = start
+    while True:
+        idx = buf.find(_END_CARD, pos)  # type: ignore[union-attr]
+        if idx < 0:
+            raise FitsStructureError(f"header at byte {start} has no END card (truncated?)")
+        if (idx - start) % CARD == 0:
+            return idx + CARD
+        pos = idx + 1
+
+
+def _data_size(cards: dict[str, Any]) -> int:
+    bitpix = cards.get("BITPIX")
+    naxis = cards.get("NAXIS")
+    if not isinstance(bitpix, int) or not isinstance(naxis, int):
+        raise FitsStructureError("header lacks an integer BITPIX or NAXIS")
+    if naxis == 0:
+        return 0
+    size = 1
+    for axis in range(1, naxis + 1):
+        n = cards.get(f"NAXIS{axis}")
+        if not isinstance(n, int) or n < 0:
+            raise FitsStructureError(f"header has a bad NAXIS{axis}")
+        size *= n
+    pcount = cards.get("PCOUNT", 0) or 0
+    gcount = cards.get("GCOUNT", 1) or 1
+    return abs(bitpix) // 8 * gcount * (pcount + size)
+
+
+def scan_hdus(buf: bytes) -> list[HDU]:
+    """Locate every HDU of a FITS file held in memory.
+
+    Headers that repeat byte for byte (the release repeats its metadata in
+    every image header) are parsed once.
+    """
+    if len(buf) == 0:
+        raise FitsStructureError("file is empty")
+    if not buf.startswith(b"SIMPLE  =") or buf[29:30] != b"T":
+        raise FitsStructureError("not a FITS file (no SIMPLE = T card)")
+    hdus: list[HDU] = []
+    parsed: dict[bytes, tuple[dict[str, Any], int]] = {}
+    pos = 0
+    size = len(buf)
+    while pos < size:
+        end = _find_header_end(buf, pos)
+        raw = buf[pos:end]
+        hit = parsed.get(raw)
+        if hit is None:
+            cards = parse_header(raw)
+            hit = (cards, _data_size(cards))
+            parsed[raw] = hit
+        cards, nbytes = hit
+        data_start = pos + -(-(end - pos) // BLOCK) * BLOCK
+        if data_start + nbytes > size:
+            raise FitsStructureError(
+                f"truncated: HDU {len(hdus)} needs {data_start + nbytes} bytes, file has {size}"
+            )
+        hdus.append(HDU(pos, data_start, nbytes, cards))
+        pos = data_start + -(-nbytes // BLOCK) * BLOCK
+        # Trailing zero padding or garbage shorter than a header is not an HDU.
+        if size - pos < BLOCK or buf[pos : pos + 8] != b"XTENSION":
+            break
+    return hdus
+
+
+def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
+    """Columns of a fixed-width binary table, strings decoded and stripped."""
+    cards = hdu.cards
+    if hdu.xtension != "BINTABLE":
+        raise FitsStructureError(f"HDU is {hdu.xtension}, not a binary table")
+    nfields = cards.get("TFIELDS", 0)
+    row_bytes, nrows = cards.get("NAXIS1"), cards.get("NAXIS2")
+    names, formats = [], []
+    width = 0
+    for i in range(1, nfields + 1):
+        name = str(cards.get(f"TTYPE{i}", f"col{i}")).strip()
+        tform = str(cards.get(f"TFORM{i}", "")).strip().upper()
+        digits = "".join(ch for ch in tform if ch.isdigit())
+        code = tform[len(digits) : len(digits) + 1]
+        repeat = int(digits) if digits else 1
+        if code not in _TFORM:
+            raise FitsStructureError(f"table column {name!r} has unsupported format {tform!r}")
+        dtype, nbytes = _TFORM[code]
+        if code == "A":
+            formats.append(f"S{repeat}")
+        elif repeat == 1:
+            formats.append(dtype)
+        else:
+            formats.append((dtype, (repeat,)))
+        names.append(name)
+        width += nbytes * repeat
+    if width != row_bytes:
+        raise FitsStructureError(f"table row is {row_bytes} bytes but its columns add up to {width}")
+    rec = np.frombuffer(buf, dtype=np.dtype({"names": names, "formats": formats}), count=nrows, offset=hdu.data_start)
+    columns: dict[str, np.ndarray] = {}
+    for name in names:
+        col = rec[name]
+        if col.dtype.kind == "S":
+            columns[name] = np.char.strip(np.char.decode(col, "ascii", errors="replace")).astype(object)
+        else:
+            columns[name] = col.astype(col.dtype.newbyteorder("="))
+    return columns
+
+
+def read_image_stack(buf: bytes, hdus: list[HDU], order: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of the given image HDUs as ``(n, ny, nx)`` physical values, in ``order``.
+
+    The release's layout (BITPIX 16, BZERO 32768, BSCALE 1) becomes uint16 by
+    flipping the sign bit, done for all images in one strided copy when the
+    HDUs are evenly spaced (they are when headers repeat), else one by one.
+    Other layouts are scaled to float64 for the caller to check.
+    """
+    if order is not None:
+        hdus = [hdus[i] for i in order]
+    if not hdus:
+        return np.zeros((0, 64, 64), dtype=np.uint16)
+    shapes = set()
+    for h in hdus:
+        c = h.cards
+        if h.xtension != "IMAGE" or c.get("NAXIS") != 2:
+            raise FitsStructureError(f"HDU at byte {h.header_start} is not a 2-D image")
+        shapes.add((c.get("NAXIS2"), c.get("NAXIS1"), c.get("BITPIX"), c.get("BZERO", 0), c.get("BSCALE", 1)))
+    if len(shapes) == 1:
+        ny, nx, bitpix, bzero, bscale = shapes.pop()
+        uint16_layout = bitpix == 16 and bzero == 32768 and bscale == 1
+        dtype = np.dtype(_BITPIX[bitpix])
+        starts = np.fromiter((h.data_start for h in hdus), dtype=np.int64, count=len(hdus))
+        steps = np.diff(starts)
+        if len(hdus) == 1 or (steps == steps[0]).all() and steps[0] > 0:
+            stride = int(steps[0]) if len(hdus) > 1 else ny * nx * dtype.itemsize
+            view = np.ndarray(
+                (len(hdus), ny, nx),
+                dtype=">u2" if uint16_layout else dtype,
+                buffer=buf,
+                offset=int(starts[0]),
+                strides=(stride, nx * dtype.itemsize, dtype.itemsize),
+            )
+            if uint16_layout:
+                out = view.astype(np.uint16)
+                out ^= 0x8000
+                return out
+            return view.astype(np.float64) * bscale + bzero
+    # Mixed layouts: one at a time, as float64.
+    stack = []
+    for h in hdus:
+        c = h.cards
+        bitpix = c.get("BITPIX")
+        if bitpix not in _BITPIX:
+            raise FitsStructureError(f"image HDU has unsupported BITPIX {bitpix}")
+        arr = np.frombuffer(
+            buf, dtype=_BITPIX[bitpix], count=c["NAXIS1"] * c["NAXIS2"], offset=h.data_start
+        ).reshape(c["NAXIS2"], c["NAXIS1"])
+        stack.append(arr.astype(np.float64) * c.get("BSCALE", 1) + c.get("BZERO", 0))
+    shapes_seen = {a.shape for a in stack}
+    if len(shapes_seen) > 1:
+        bad = next(a.shape for a in stack if a.shape != (64, 64))
+        raise FitsStructureError(f"image is {bad[0]}x{bad[1]}, not 64x64")
+    return np.stack(stack)
