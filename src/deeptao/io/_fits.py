@@ -232,47 +232,51 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
     return columns
 
 
-def read_image_stack(buf: bytes, hdus: list[HDU], order: np.ndarray | None = None) -> np.ndarray:
-    """Pixels of the given image HDUs as ``(n, ny, nx)`` physical values, in ``order``.
+def read_image_stack(buf: bytes, hdus: list[HDU], index: np.ndarray) -> np.ndarray:
+    """Pixels of the image HDUs ``hdus[index]`` as ``(n, ny, nx)``, in the order of ``index``.
 
     The release's layout (BITPIX 16, BZERO 32768, BSCALE 1) becomes uint16 by
-    flipping the sign bit, done for all images in one strided copy when the
+    flipping the sign bit, done for all images in one strided gather when the
     HDUs are evenly spaced (they are when headers repeat), else one by one.
     Other layouts are scaled to float64 for the caller to check.
     """
-    if order is not None:
-        hdus = [hdus[i] for i in order]
-    if not hdus:
+    index = np.asarray(index, dtype=np.int64)
+    if len(index) == 0:
         return np.zeros((0, 64, 64), dtype=np.uint16)
-    shapes = set()
-    for h in hdus:
+    chosen = [hdus[i] for i in index]
+    layouts = set()
+    for h in chosen:
         c = h.cards
         if h.xtension != "IMAGE" or c.get("NAXIS") != 2:
             raise FitsStructureError(f"HDU at byte {h.header_start} is not a 2-D image")
-        shapes.add((c.get("NAXIS2"), c.get("NAXIS1"), c.get("BITPIX"), c.get("BZERO", 0), c.get("BSCALE", 1)))
-    if len(shapes) == 1:
-        ny, nx, bitpix, bzero, bscale = shapes.pop()
-        uint16_layout = bitpix == 16 and bzero == 32768 and bscale == 1
+        layouts.add((c.get("NAXIS2"), c.get("NAXIS1"), c.get("BITPIX"), c.get("BZERO", 0), c.get("BSCALE", 1)))
+    if len(layouts) == 1:
+        ny, nx, bitpix, bzero, bscale = layouts.pop()
+        if bitpix not in _BITPIX:
+            raise FitsStructureError(f"image HDU has unsupported BITPIX {bitpix}")
         dtype = np.dtype(_BITPIX[bitpix])
-        starts = np.fromiter((h.data_start for h in hdus), dtype=np.int64, count=len(hdus))
+        lo, hi = int(index.min()), int(index.max())
+        starts = np.fromiter((hdus[i].data_start for i in range(lo, hi + 1)), dtype=np.int64, count=hi - lo + 1)
         steps = np.diff(starts)
-        if len(hdus) == 1 or (steps == steps[0]).all() and steps[0] > 0:
-            stride = int(steps[0]) if len(hdus) > 1 else ny * nx * dtype.itemsize
+        if hi == lo or (steps[0] > 0 and (steps == steps[0]).all()):
+            uint16_layout = bitpix == 16 and bzero == 32768 and bscale == 1
+            stride = int(steps[0]) if hi > lo else ny * nx * dtype.itemsize
             view = np.ndarray(
-                (len(hdus), ny, nx),
+                (hi - lo + 1, ny, nx),
                 dtype=">u2" if uint16_layout else dtype,
                 buffer=buf,
                 offset=int(starts[0]),
                 strides=(stride, nx * dtype.itemsize, dtype.itemsize),
             )
+            picked = view[index - lo]
             if uint16_layout:
-                out = view.astype(np.uint16)
+                out = picked.astype(np.uint16)
                 out ^= 0x8000
                 return out
-            return view.astype(np.float64) * bscale + bzero
+            return picked.astype(np.float64) * bscale + bzero
     # Mixed layouts: one at a time, as float64.
     stack = []
-    for h in hdus:
+    for h in chosen:
         c = h.cards
         bitpix = c.get("BITPIX")
         if bitpix not in _BITPIX:

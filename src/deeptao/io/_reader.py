@@ -194,7 +194,7 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
         raise TaoFormatError(path, "two table rows point at the same HDU_Ext")
 
     order = np.lexsort((hdu_ext, mjd))
-    images = read_image_stack(buf, hdus, order=hdu_ext[order])
+    images = read_image_stack(buf, hdus, hdu_ext[order])
     if images.shape[1:] != IMAGE_SHAPE:
         raise TaoFormatError(path, f"image is {images.shape[1]}x{images.shape[2]}, not 64x64")
     if images.dtype != np.uint16:
@@ -210,12 +210,13 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
     duplicate = np.zeros(n_rows, dtype=bool)
     duplicate[1:] = mjd_sorted[1:] == mjd_sorted[:-1]
 
-    table = pd.DataFrame({"hdu_ext": hdu_ext[order], "mjd": mjd_sorted})
+    columns: dict[str, Any] = {"hdu_ext": hdu_ext[order], "mjd": mjd_sorted}
     for name in ("date", "field_id", "cutout", "set_number", "obs_in_seq"):
         values = cols.get(name)
-        table[name] = values[order].astype(str) if values is not None else ""
-    table["blank"] = blank
-    table["duplicate"] = duplicate
+        columns[name] = values[order] if values is not None else np.full(n_rows, "", dtype=object)
+    columns["blank"] = blank
+    columns["duplicate"] = duplicate
+    table = pd.DataFrame(columns, copy=False)
 
     object_id = path.name[: -len(".fits")] if path.name.endswith(".fits") else path.stem
     label = label_from_path(path)
