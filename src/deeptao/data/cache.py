@@ -1,0 +1,404 @@
+"""The prepared cache: every object's images as uint16 on disk, streamed, never loaded whole.
+
+Layout of ``CACHE/``::
+
+    manifest.json       written last: its presence is what makes a cache whole
+    objects.parquet     one row per object
+    images.parquet      one row per image; each object's rows contiguous, MJD order
+    bad_files.csv       files skipped and why
+    parts/part-NNNNN-KEY.u16      pixels of one part, raw uint16 (n, 64, 64)
+    parts/part-NNNNN-KEY.json     a part's commit marker, written after its data
+
+Files are prepared in parts of a fixed number of files, each part by one worker
+process, so both cores work and memory stays at one part's tables plus one
+file's pixels. A part's key hashes its files' paths, sizes and modification
+times: a part whose marker exists with the same key is reused, so a prepare
+killed at any moment resumes where it stopped, and a changed file redoes only
+its part. The manifest is replaced atomically after everything else is in
+place, so no interrupted run leaves something that opens as a whole cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deeptao import __version__
+from deeptao.io import IMAGE_SHAPE, TaoFormatError, iter_fits_files, read_object
+
+__all__ = ["PrepareError", "CacheError", "PrepareResult", "PreparedCache", "prepare", "open_cache", "FILES_PER_PART"]
+
+FORMAT_VERSION = 1
+FILES_PER_PART = 64
+_PIXEL_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * 2
+
+
+class PrepareError(RuntimeError):
+    """Preparing stopped (``--strict`` met a bad file, or there was nothing to prepare); one line."""
+
+
+class CacheError(RuntimeError):
+    """A folder that is not a complete prepared cache; one line naming the folder."""
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare did: counts, the files it skipped and why, and the reuse of earlier work."""
+
+    cache: Path
+    n_objects: int
+    n_images: int
+    bad_files: list[tuple[str, str]] = field(default_factory=list)
+    parts_reused: int = 0
+    parts_built: int = 0
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _part_key(files: list[tuple[Path, str | None]]) -> str:
+    digest = hashlib.sha1(f"deeptao-cache-{FORMAT_VERSION}".encode())
+    for path, label in files:
+        st = path.stat()
+        digest.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _build_part(
+    files: list[tuple[Path, str | None]], stem: Path, strict: bool
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """Read one part's files, write its pixels and tables, then its marker (last).
+
+    Runs in a worker process. Returns (files done, images, bad files).
+    """
+    objects: list[dict[str, Any]] = []
+    image_tables: list[pd.DataFrame] = []
+    bad: list[tuple[str, str]] = []
+    n_images = 0
+    pixels_tmp = stem.with_suffix(".u16.tmp")
+    with open(pixels_tmp, "wb") as out:
+        for path, label in files:
+            try:
+                obj = read_object(path)
+            except TaoFormatError as exc:
+                if strict:
+                    out.close()
+                    pixels_tmp.unlink()
+                    return len(files), 0, [(str(path), exc.fault)]
+                bad.append((str(path), exc.fault))
+                continue
+            out.write(obj.images.data)
+            n = len(obj)
+            objects.append(
+                {
+                    "object_id": obj.object_id,
+                    "label": label,
+                    "group": obj.group,
+                    "crts_id": obj.crts_id,
+                    "variant": obj.variant,
+                    "n_images": n,
+                    "n_blank": int(obj.blank.sum()),
+                    "n_duplicate": int(obj.table["duplicate"].sum()),
+                    "mjd_first": float(obj.mjd[0]),
+                    "mjd_last": float(obj.mjd[-1]),
+                    "ra": obj.ra,
+                    "dec": obj.dec,
+                    "mag": _as_float(obj.header.get("MAG")),
+                    "path": str(path),
+                    "part_offset": n_images,
+                }
+            )
+            table = obj.table[["mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]].copy()
+            table.insert(0, "part_object", len(objects) - 1)
+            image_tables.append(table)
+            n_images += n
+        out.flush()
+        os.fsync(out.fileno())
+    obj_frame = pd.DataFrame(objects, columns=_OBJECT_COLUMNS)
+    img_frame = pd.concat(image_tables, ignore_index=True) if image_tables else pd.DataFrame(columns=_IMAGE_COLUMNS)
+    _write_parquet_atomic(obj_frame, stem.with_suffix(".objects.parquet"))
+    _write_parquet_atomic(img_frame, stem.with_suffix(".images.parquet"))
+    os.replace(pixels_tmp, stem.with_suffix(".u16"))
+    marker = {"files": len(files), "n_objects": len(objects), "n_images": n_images, "bad_files": bad}
+    _write_text_atomic(stem.with_suffix(".json"), json.dumps(marker))
+    return len(files), n_images, bad
+
+
+_OBJECT_COLUMNS = [
+    "object_id", "label", "group", "crts_id", "variant", "n_images", "n_blank", "n_duplicate",
+    "mjd_first", "mjd_last", "ra", "dec", "mag", "path", "part_offset",
+]  # fmt: skip
+_IMAGE_COLUMNS = ["part_object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _default_progress(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def prepare(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: Callable[[int, str], Any] | None = None,
+    files_per_part: int = FILES_PER_PART,
+) -> PrepareResult:
+    """Build (or complete) the cache of every release file under ``root``.
+
+    Parameters
+    ----------
+    root : path
+        Folder holding ``TAO_transients`` and/or ``TAO_non-transients`` (or one of them).
+    out : path
+        Cache folder; created if missing, completed if a previous run stopped.
+    workers : int, default=number of CPUs
+        Processes reading files in parallel.
+    strict : bool, default=False
+        Stop at the first bad file instead of skipping it.
+    progress : callable, optional
+        ``progress(total, desc)`` returning a tqdm-like object; default: a bar on a terminal only.
+
+    Raises
+    ------
+    PrepareError
+        With ``strict`` at the first bad file, or when ``root`` has no ``.fits`` files.
+    """
+    start = time.perf_counter()
+    root, out = Path(root), Path(out)
+    files = iter_fits_files(root)
+    if not files:
+        raise PrepareError(f"{root}: no .fits files under TAO_transients/data/<CLASS> or TAO_non-transients/data/NON")
+    parts_dir = out / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.json"
+    plan = []
+    for index in range(0, len(files), files_per_part):
+        chunk = files[index : index + files_per_part]
+        stem = parts_dir / f"part-{index // files_per_part:05d}-{_part_key(chunk)}"
+        plan.append((stem, chunk))
+    todo = [(stem, chunk) for stem, chunk in plan if not _part_done(stem)]
+    if todo and manifest.exists():
+        manifest.unlink()  # the cache is about to change: it is not whole until rewritten
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    bar = (progress or _default_progress)(len(files), "prepare")
+    bar.update(sum(len(chunk) for stem, chunk in plan if (stem, chunk) not in todo))
+    try:
+        if workers == 1:
+            for stem, chunk in todo:
+                _collect(_build_part(chunk, stem, strict), strict, bar)
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                pending = {pool.submit(_build_part, chunk, stem, strict) for stem, chunk in todo}
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            _collect(fut.result(), strict, bar)
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        bar.close()
+
+    result = _finalise(out, plan)
+    result.parts_reused = len(plan) - len(todo)
+    result.parts_built = len(todo)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _part_done(stem: Path) -> bool:
+    return stem.with_suffix(".json").exists() and stem.with_suffix(".u16").exists()
+
+
+def _collect(result: tuple[int, int, list[tuple[str, str]]], strict: bool, bar: Any) -> None:
+    n_files, _, bad = result
+    if strict and bad:
+        path, fault = bad[0]
+        raise PrepareError(f"{path}: {fault}")
+    bar.update(n_files)
+
+
+def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]]) -> PrepareResult:
+    """Join the parts' tables into the cache's tables and write the manifest last."""
+    objects, images, bad, parts = [], [], [], []
+    image_start = 0
+    for part_index, (stem, _) in enumerate(plan):
+        marker = json.loads(stem.with_suffix(".json").read_text())
+        obj = pd.read_parquet(stem.with_suffix(".objects.parquet"))
+        img = pd.read_parquet(stem.with_suffix(".images.parquet"))
+        obj["part"] = part_index
+        obj["image_start"] = image_start + obj["part_offset"].to_numpy()
+        objects.append(obj)
+        images.append(img)
+        image_start += marker["n_images"]
+        bad.extend(tuple(b) for b in marker["bad_files"])
+        parts.append({"file": stem.with_suffix(".u16").name, "n_images": marker["n_images"]})
+    obj_frame = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=_OBJECT_COLUMNS)
+    counts = obj_frame["n_images"].to_numpy(dtype=np.int64)
+    img_frame = pd.concat(images, ignore_index=True)
+    img_frame["object"] = np.repeat(np.arange(len(obj_frame), dtype=np.int64), counts)
+    img_frame = img_frame[["object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]]
+    _check_unique_ids(obj_frame)
+
+    keep = {stem.name for stem, _ in plan}
+    for stale in (out / "parts").iterdir():
+        if stale.name.split(".")[0] not in keep:
+            stale.unlink()
+    _write_parquet_atomic(obj_frame, out / "objects.parquet")
+    _write_parquet_atomic(img_frame, out / "images.parquet")
+    with open(out / "bad_files.csv.tmp", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows(bad)
+    os.replace(out / "bad_files.csv.tmp", out / "bad_files.csv")
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "deeptao_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_objects": int(len(obj_frame)),
+        "n_images": int(counts.sum()),
+        "n_bad_files": len(bad),
+        "image_shape": list(IMAGE_SHAPE),
+        "dtype": "uint16",
+        "parts": parts,
+    }
+    _write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
+    return PrepareResult(out, int(len(obj_frame)), int(counts.sum()), bad)
+
+
+def _check_unique_ids(objects: pd.DataFrame) -> None:
+    dup = objects["object_id"].duplicated(keep="first")
+    if dup.any():
+        # Same file name in two class folders: keep both, told apart by their label.
+        objects.loc[dup, "object_id"] = objects.loc[dup, "object_id"] + "@" + objects.loc[dup, "label"].astype(str)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class PreparedCache:
+    """A prepared cache opened for reading; pixels are memory-mapped, read on demand.
+
+    Safe to pickle into DataLoader workers: the memory maps are reopened lazily
+    in each process.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        manifest_path = self.root / "manifest.json"
+        if not manifest_path.exists():
+            raise CacheError(f"{self.root}: not a complete deeptao cache (no manifest.json); run 'deeptao prepare' again")
+        self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise CacheError(f"{self.root}: cache format {self.manifest.get('format_version')} is not {FORMAT_VERSION}; prepare it again")
+        self.objects = pd.read_parquet(self.root / "objects.parquet")
+        self.images = pd.read_parquet(self.root / "images.parquet")
+        self._parts: dict[int, np.ndarray] = {}
+        self._object_part = self.objects["part"].to_numpy(dtype=np.int64)
+        self._object_offset = self.objects["part_offset"].to_numpy(dtype=np.int64)
+        self._object_count = self.objects["n_images"].to_numpy(dtype=np.int64)
+        self._image_object = self.images["object"].to_numpy(dtype=np.int64)
+        self._image_start = self.objects["image_start"].to_numpy(dtype=np.int64)
+        self._image_mjd = self.images["mjd"].to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __repr__(self) -> str:
+        return f"PreparedCache({str(self.root)!r}, objects={len(self)}, images={len(self.images)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_parts"] = {}
+        return state
+
+    def _part(self, part: int) -> np.ndarray:
+        arr = self._parts.get(part)
+        if arr is None:
+            info = self.manifest["parts"][part]
+            path = self.root / "parts" / info["file"]
+            arr = np.memmap(path, dtype=np.uint16, mode="r", shape=(info["n_images"], *IMAGE_SHAPE)) if info["n_images"] else np.zeros((0, *IMAGE_SHAPE), np.uint16)
+            self._parts[part] = arr
+        return arr
+
+    def object_images(self, i: int) -> np.ndarray:
+        """Images of object ``i`` in MJD order: a read-only memory-mapped view, no copy."""
+        start = self._object_offset[i]
+        return self._part(int(self._object_part[i]))[start : start + self._object_count[i]]
+
+    def image(self, j: int) -> np.ndarray:
+        """Image ``j`` (a row of :attr:`images`)."""
+        i = int(self._image_object[j])
+        return self.object_images(i)[j - self._image_start[i]]
+
+    def labels_array(self) -> np.ndarray:
+        return self.objects["label"].to_numpy(dtype=object)
+
+    def object_mjd(self, i: int) -> np.ndarray:
+        start = self._image_start[i]
+        return self._image_mjd[start : start + self._object_count[i]]
+
+
+def open_cache(path: str | os.PathLike[str]) -> PreparedCache:
+    """Open a prepared cache; raises :class:`CacheError` if it is not whole."""
+    return PreparedCache(path)
+
+
+def read_bad_files(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    with open(Path(path) / "bad_files.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    return [tuple(r) for r in rows[1:]]  # type: ignore[misc]
+
+
+def summarise(cache: PreparedCache) -> pd.DataFrame:
+    """Objects and images per class, for reports and the CLI."""
+    table = cache.objects.groupby("label", dropna=False).agg(objects=("object_id", "size"), images=("n_images", "sum"))
+    return table.reindex([c for c in _label_order() if c in table.index])
+
+
+def _label_order() -> Iterable[str]:
+    from deeptao import CLASSES
+
+    return CLASSES
