@@ -1,0 +1,162 @@
+"""The ``deeptao`` command: arguments in, library calls out, one-line errors.
+
+Each subcommand's flags come from a dataclass of defaults, so the library and
+the command line cannot disagree on a default. ``main(argv)`` returns the exit
+status, which keeps the CLI testable without a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+# --------------------------------------------------------------------------- option dataclasses
+
+
+def _flag(help: str, **kw: Any) -> Any:
+    return dataclasses.field(metadata={"help": help}, **kw)
+
+
+@dataclasses.dataclass
+class PrepareOptions:
+    workers: int | None = _flag("worker processes (default: all CPUs)", default=None)
+    strict: bool = _flag("stop at the first bad file with a non-zero exit", default=False)
+
+
+@dataclasses.dataclass
+class ShowOptions:
+    out: Path | None = _flag("PNG to write (default: the object's id, in the current folder)", default=None)
+    max_images: int | None = _flag("show at most this many images, evenly spread in time", default=None)
+
+
+def _add_options(parser: argparse.ArgumentParser, options: type) -> None:
+    """Flags from a dataclass: ``field_name`` becomes ``--field-name``, typed from its hint."""
+    hints = typing.get_type_hints(options)
+    for f in dataclasses.fields(options):
+        hint = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if hint is bool:
+            parser.add_argument(flag, action="store_true", default=f.default, help=help_text)
+            continue
+        kind = _scalar_type(hint)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(flag, type=kind, default=default, help=help_text + shown, metavar=f.name.upper())
+
+
+def _scalar_type(hint: Any) -> Callable[[str], Any]:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint if hint in (int, float, str, Path) else str
+
+
+def _options(args: argparse.Namespace, options: type) -> Any:
+    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from deeptao.data.cache import prepare
+
+    opts = _options(args, PrepareOptions)
+    result = prepare(args.root, args.out, workers=opts.workers, strict=opts.strict)
+    print(
+        f"prepared {result.n_objects} objects, {result.n_images} images in {result.seconds:.1f} s "
+        f"({result.parts_built} parts built, {result.parts_reused} reused) -> {result.cache}"
+    )
+    if result.bad_files:
+        print(f"skipped {len(result.bad_files)} bad file(s) (listed in {result.cache / 'bad_files.csv'}):")
+        for path, reason in result.bad_files[:20]:
+            print(f"  {path}: {reason}")
+        if len(result.bad_files) > 20:
+            print(f"  ... and {len(result.bad_files) - 20} more")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from deeptao.io import read_object
+    from deeptao.plotting import show_object
+
+    opts = _options(args, ShowOptions)
+    obj = read_object(args.file)
+    out = show_object(obj, opts.out, max_images=opts.max_images)
+    print(f"{obj.crts_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {out}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from deeptao import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="deeptao",
+        description="Classify CRTS transients from Deep-TAO image sequences, evaluated at object level.",
+    )
+    parser.add_argument("--version", action="version", version=f"deeptao {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("prepare", help="read a release tree into a streaming cache", description=(
+        "Read every FITS file under ROOT (the folder holding TAO_transients and/or TAO_non-transients) "
+        "into CACHE. Bad files are skipped and listed; an interrupted run resumes."))  # fmt: skip
+    p.add_argument("root", type=Path, metavar="ROOT")
+    p.add_argument("--out", type=Path, required=True, metavar="CACHE", help="cache folder to write")
+    _add_options(p, PrepareOptions)
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("show", help="draw one object's images in time order", description=(
+        "Draw a file's images in MJD order as a zscale-stretched grid, titled with CRTS_ID and label."))  # fmt: skip
+    p.add_argument("file", type=Path, metavar="FILE.fits")
+    _add_options(p, ShowOptions)
+    p.set_defaults(func=_cmd_show)
+
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures that are the user's data or setup, reported in one line without a traceback."""
+    from deeptao.data.cache import CacheError, PrepareError
+    from deeptao.io import TaoFormatError
+
+    errors: list[type[BaseException]] = [TaoFormatError, PrepareError, CacheError, FileNotFoundError, PermissionError]
+    for module, name in (
+        ("deeptao.download", "DownloadError"),
+        ("deeptao.evaluation", "RunError"),
+        ("deeptao.models.base", "NotFittedError"),
+    ):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``deeptao``; returns the exit status (0 ok, 1 failed, 2 bad usage, 130 interrupted)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("deeptao: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if isinstance(exc, _expected_errors()):
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"deeptao {args.command}: error: {message}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
