@@ -32,12 +32,6 @@ class PrepareOptions:
     strict: bool = _flag("stop at the first bad file with a non-zero exit", default=False)
 
 
-@dataclasses.dataclass
-class ShowOptions:
-    out: Path | None = _flag("PNG to write (default: the object's id, in the current folder)", default=None)
-    max_images: int | None = _flag("show at most this many images, evenly spread in time", default=None)
-
-
 def _add_options(parser: argparse.ArgumentParser, options: type) -> None:
     """Flags from a dataclass: ``field_name`` becomes ``--field-name``, typed from its hint."""
     hints = typing.get_type_hints(options)
@@ -94,11 +88,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from deeptao.io import read_object
-    from deeptao.plotting import show_object
+    from deeptao.plotting import ShowDefaults, show_object
 
-    opts = _options(args, ShowOptions)
+    opts = _options(args, ShowDefaults)
     obj = read_object(args.file)
-    out = show_object(obj, opts.out, max_images=opts.max_images)
+    out = show_object(obj, opts.out, max_images=opts.max_images, ncols=opts.ncols)
     print(f"{obj.crts_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {out}")
     return 0
 
@@ -112,6 +106,16 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0 if report.complete else 3
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from deeptao.evaluation import evaluate_run
+
+    evaluation = evaluate_run(args.run)
+    for s in evaluation.summary:
+        print(f"{s.model:10s} {s.split:6s} {s.task:7s} {s.level:6s} macro F1 {s.macro_f1:.3f}")
+    print("wrote " + ", ".join(str(path) for path in evaluation.files.values()))
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from deeptao import __version__
 
@@ -119,6 +123,9 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="deeptao",
         description="Classify CRTS transients from Deep-TAO image sequences, evaluated at object level.",
     )
+    from deeptao.download import DownloadDefaults
+    from deeptao.plotting import ShowDefaults
+
     parser.add_argument("--version", action="version", version=f"deeptao {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -133,10 +140,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="draw one object's images in time order", description=(
         "Draw a file's images in MJD order as a zscale-stretched grid, titled with CRTS_ID and label."))  # fmt: skip
     p.add_argument("file", type=Path, metavar="FILE.fits")
-    _add_options(p, ShowOptions)
+    _add_options(p, ShowDefaults)
     p.set_defaults(func=_cmd_show)
-
-    from deeptao.download import DownloadDefaults
 
     p = sub.add_parser("download", help="fetch the Deep-TAO release from GitHub", description=(
         "Bring TAO_transients and TAO_non-transients into DEST (shallow git clone, else the archive), "
@@ -144,6 +149,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path, metavar="DEST")
     _add_options(p, DownloadDefaults)
     p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("evaluate", help="re-score a saved run", description=(
+        "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png."))  # fmt: skip
+    p.add_argument("run", type=Path, metavar="RUN")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,606 @@
+"""Scores come from one table of predictions, so every number can be recomputed.
+
+A run writes ``RUN/predictions.parquet``: one row per scored item (an object,
+or one image of an object) for every model, split protocol, task and seed.
+Everything else in the run folder -- ``metrics.json``, ``f1_scores.csv``,
+``confusion_matrix.png`` and the report -- is derived from that table by
+:func:`evaluate_run`, so a metric can always be traced back to the predictions
+that produced it and rebuilt after a change to the scoring code.
+
+Predictions schema (one row per scored item):
+
+=============  =========  ====================================================
+column         dtype      meaning
+=============  =========  ====================================================
+model          str        registered model name (``seed-cnn``, ``taonet``, ...)
+split          str        split protocol: ``object`` (by group) or ``image``
+task           str        ``6class``, ``5class`` or ``binary`` (see TASK_CLASSES)
+seed           int64      seed of the split and the training run
+level          str        ``object`` (one row per object) or ``image``
+item           str        object_id, or ``object_id#k`` for image row k
+y_true         str        true class name (one of the task's classes)
+y_pred         str        predicted class name
+prob_<CLASS>   float64    predicted probability, one column per task class
+=============  =========  ====================================================
+
+A table may hold several tasks; ``prob_`` columns of classes outside a row's
+task are NaN. Scores are grouped by (model, split, task, level, seed) and then
+summarised over seeds as a mean and a *sample* standard deviation (``ddof=1``,
+the usual estimate of seed-to-seed spread); with a single seed the standard
+deviation is NaN (``null`` in JSON, empty in CSV), never a misleading 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from deeptao.data.tasks import TASKS, task_classes
+
+__all__ = [
+    "TASK_CLASSES",
+    "SPLITS",
+    "LEVELS",
+    "KEY_COLUMNS",
+    "PREDICTIONS_FILE",
+    "METRICS_FILE",
+    "F1_FILE",
+    "CONFUSION_FILE",
+    "STD_DDOF",
+    "RunError",
+    "Score",
+    "Evaluation",
+    "make_predictions",
+    "validate_predictions",
+    "object_level_from_images",
+    "save_predictions",
+    "load_predictions",
+    "score",
+    "aggregate",
+    "leakage_gaps",
+    "display_order",
+    "metrics_dict",
+    "f1_table",
+    "write_metrics_json",
+    "write_f1_csv",
+    "evaluate_run",
+]
+
+TASK_CLASSES: dict[str, tuple[str, ...]] = {task: task_classes(task) for task in TASKS}
+"""Classes of each task in table order, as :mod:`deeptao.data.tasks` defines them."""
+
+SPLITS = ("object", "image")
+LEVELS = ("object", "image")
+KEY_COLUMNS = ("model", "split", "task", "level", "seed")
+"""One scored run per distinct value of these columns."""
+
+PREDICTIONS_FILE = "predictions.parquet"
+METRICS_FILE = "metrics.json"
+F1_FILE = "f1_scores.csv"
+CONFUSION_FILE = "confusion_matrix.png"
+
+STD_DDOF = 1
+"""Standard deviations over seeds are sample standard deviations."""
+
+_BASE_COLUMNS = ("model", "split", "task", "seed", "level", "item", "y_true", "y_pred")
+
+
+class RunError(ValueError):
+    """A run folder lacks predictions or holds an unusable predictions table."""
+
+
+# --------------------------------------------------------------------- tables
+
+
+def make_predictions(
+    *,
+    model: str,
+    split: str,
+    task: str,
+    seed: int,
+    level: str,
+    items: Sequence[str],
+    y_true: Sequence[str] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Build a predictions table from a classifier's probabilities.
+
+    ``classes`` is the column order of ``proba`` (a classifier's ``classes_``)
+    and defaults to the task's classes; ``y_true`` may hold class names or
+    integer indices into ``classes``. The predicted class is the arg-max.
+    """
+    known = task_classes(task)
+    classes = tuple(known if classes is None else classes)
+    proba = np.asarray(proba, dtype=np.float64)
+    n = len(items)
+    if proba.shape != (n, len(classes)):
+        raise ValueError(f"proba has shape {proba.shape}; expected ({n}, {len(classes)}) for classes {list(classes)}")
+    y_true = np.asarray(y_true)
+    if len(y_true) != n:
+        raise ValueError(f"y_true has {len(y_true)} entries for {n} items")
+    if y_true.dtype.kind in "iu":
+        y_true = np.asarray(classes, dtype=object)[y_true]
+    extra = sorted(set(classes) - set(known))
+    if extra:
+        raise ValueError(f"classes {extra} are not classes of task {task!r}")
+    frame = pd.DataFrame(
+        {
+            "model": pd.Series([model] * n, dtype=object),
+            "split": split,
+            "task": task,
+            "seed": np.full(n, int(seed), dtype=np.int64),
+            "level": level,
+            "item": pd.Series([str(i) for i in items], dtype=object),
+            "y_true": pd.Series(y_true.astype(object), dtype=object),
+            "y_pred": pd.Series(np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if n else [], dtype=object),
+        }
+    )
+    for j, cls in enumerate(classes):
+        frame[f"prob_{cls}"] = proba[:, j]
+    for cls in known:  # a classifier that never saw a class gives it probability 0
+        if f"prob_{cls}" not in frame:
+            frame[f"prob_{cls}"] = 0.0
+    return validate_predictions(_order_columns(frame))
+
+
+def _order_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {cls: i for i, cls in enumerate(dict.fromkeys(c for t in TASK_CLASSES.values() for c in t))}
+    probs = sorted(
+        (c for c in frame.columns if c.startswith("prob_")),
+        key=lambda c: (order.get(c[5:], len(order)), c),
+    )
+    rest = [c for c in frame.columns if c not in _BASE_COLUMNS and c not in probs]
+    return frame[list(_BASE_COLUMNS) + probs + rest]
+
+
+def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Check the schema and return a normalised copy (column order, dtypes).
+
+    Raises ``ValueError`` naming the first fault, because a wrong table would
+    otherwise surface as a silently wrong metric.
+    """
+    if not isinstance(predictions, pd.DataFrame):
+        raise TypeError(f"predictions must be a pandas DataFrame, not {type(predictions).__name__}")
+    missing = [c for c in _BASE_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise ValueError(f"predictions lack columns {missing}")
+    frame = predictions.copy()
+    for col in _BASE_COLUMNS:
+        if frame[col].isna().any():
+            raise ValueError(f"predictions column {col!r} has missing values")
+    for col in ("model", "split", "task", "level", "item", "y_true", "y_pred"):
+        frame[col] = frame[col].astype(str).astype(object)
+    try:
+        seeds = pd.to_numeric(frame["seed"], errors="raise")
+    except (TypeError, ValueError):
+        raise ValueError("predictions column 'seed' must hold integers") from None
+    if not np.all(np.equal(np.mod(seeds, 1), 0)):
+        raise ValueError("predictions column 'seed' must hold integers")
+    frame["seed"] = seeds.astype(np.int64)
+    for col, allowed in (("split", SPLITS), ("level", LEVELS), ("task", tuple(TASK_CLASSES))):
+        bad = sorted(set(frame[col]) - set(allowed))
+        if bad:
+            raise ValueError(f"predictions column {col!r} has values {bad}; allowed: {list(allowed)}")
+    for task, rows in frame.groupby("task", sort=True):
+        classes = TASK_CLASSES[task]
+        for col in ("y_true", "y_pred"):
+            bad = sorted(set(rows[col]) - set(classes))
+            if bad:
+                raise ValueError(f"predictions column {col!r} has {bad}, not classes of task {task!r} {list(classes)}")
+        for cls in classes:
+            col = f"prob_{cls}"
+            if col not in frame.columns:
+                raise ValueError(f"predictions lack column {col!r} for task {task!r}")
+            if not np.isfinite(pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=np.float64)).all():
+                raise ValueError(f"predictions column {col!r} has non-finite values for task {task!r}")
+    for col in (c for c in frame.columns if c.startswith("prob_")):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+    dup = frame.duplicated(subset=list(KEY_COLUMNS) + ["item"])
+    if dup.any():
+        first = frame.loc[dup].iloc[0]
+        raise ValueError(
+            f"predictions score item {first['item']!r} twice in run "
+            + ", ".join(f"{k}={first[k]}" for k in KEY_COLUMNS)
+        )
+    return _order_columns(frame).reset_index(drop=True)
+
+
+def object_level_from_images(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Object-level rows from image-level rows by averaging each object's probabilities.
+
+    Averaging probabilities (not votes) keeps the arg-max well defined and
+    lets confident images outweigh uncertain ones. Only ``level == 'image'``
+    rows are used; items are ``object_id#k``.
+    """
+    frame = validate_predictions(predictions)
+    frame = frame[frame["level"] == "image"]
+    if frame.empty:
+        raise ValueError("predictions have no image-level rows to average")
+    frame = frame.assign(item=frame["item"].str.rsplit("#", n=1).str[0])
+    keys = ["model", "split", "task", "seed", "item"]
+    parts = []
+    for (model, split, task, seed), rows in frame.groupby(keys[:4], sort=True):
+        classes = TASK_CLASSES[task]
+        probs = [f"prob_{c}" for c in classes]
+        truth = rows.groupby("item", sort=True)["y_true"].agg(lambda s: set(s))
+        mixed = truth[truth.map(len) > 1]
+        if len(mixed):
+            raise ValueError(f"object {mixed.index[0]!r} has images with different true classes {sorted(mixed.iloc[0])}")
+        mean = rows.groupby("item", sort=True)[probs].mean()
+        parts.append(
+            make_predictions(
+                model=model,
+                split=split,
+                task=task,
+                seed=int(seed),
+                level="object",
+                items=list(mean.index),
+                y_true=np.array([next(iter(s)) for s in truth.loc[mean.index]], dtype=object),
+                proba=mean.to_numpy(),
+                classes=classes,
+            )
+        )
+    return _order_columns(pd.concat(parts, ignore_index=True))
+
+
+def save_predictions(predictions: pd.DataFrame, run_dir: str | Path, *, append: bool = False) -> Path:
+    """Write ``RUN/predictions.parquet``.
+
+    With ``append``, rows already stored for the same (model, split, task,
+    level, seed) runs are replaced, so a resumed run never double counts.
+    """
+    run_dir = Path(run_dir)
+    frame = validate_predictions(predictions)
+    path = run_dir / PREDICTIONS_FILE
+    if append and path.exists():
+        old = load_predictions(run_dir)
+        new_runs = frame[list(KEY_COLUMNS)].drop_duplicates()
+        keep = old.merge(new_runs, on=list(KEY_COLUMNS), how="left", indicator=True)["_merge"] == "left_only"
+        frame = validate_predictions(pd.concat([old.loc[keep.to_numpy()], frame], ignore_index=True))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def load_predictions(run_dir: str | Path) -> pd.DataFrame:
+    """Read and check ``RUN/predictions.parquet`` (``run_dir`` may also be the file)."""
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.suffix == ".parquet" else run_dir / PREDICTIONS_FILE
+    if not path.is_file():
+        where = run_dir if run_dir.suffix != ".parquet" else path
+        raise RunError(f"{where}: no {PREDICTIONS_FILE} found; not a run folder, or nothing was scored yet")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise RunError(f"{path}: unreadable parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    if frame.empty:
+        raise RunError(f"{path}: the predictions table has no rows")
+    try:
+        return validate_predictions(frame)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{path}: {exc}") from exc
+
+
+# -------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Score:
+    """Per-class and macro scores of one run, or of several seeds of one setting.
+
+    Arrays follow ``classes``. For a summary over seeds, precision/recall/F1
+    and ``macro_f1`` are means over seeds, the ``*_std`` fields their sample
+    standard deviations (NaN with one seed), and ``support`` and
+    ``confusion`` are summed over seeds, so rows of ``confusion`` still add up
+    to ``support``.
+    """
+
+    model: str
+    split: str
+    task: str
+    level: str
+    seeds: tuple[int, ...]
+    classes: tuple[str, ...]
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+    confusion: np.ndarray
+    macro_f1: float
+    macro_f1_std: float = math.nan
+    precision_std: np.ndarray = field(default=None)  # type: ignore[assignment]
+    recall_std: np.ndarray = field(default=None)  # type: ignore[assignment]
+    f1_std: np.ndarray = field(default=None)  # type: ignore[assignment]
+    macro_f1_per_seed: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        nan = np.full(len(self.classes), np.nan)
+        for name in ("precision_std", "recall_std", "f1_std"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, nan.copy())
+        if not self.macro_f1_per_seed:
+            object.__setattr__(self, "macro_f1_per_seed", (float(self.macro_f1),))
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model, self.split, self.task, self.level)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def class_spread(self) -> float:
+        """Sample standard deviation of per-class F1 (how uneven the classes are)."""
+        return float(np.std(self.f1, ddof=STD_DDOF)) if len(self.f1) > STD_DDOF else math.nan
+
+    @property
+    def confusion_normalized(self) -> np.ndarray:
+        """Rows divided by their totals; a class absent from y_true gives a row of zeros."""
+        counts = self.confusion.astype(np.float64)
+        totals = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def score(predictions: pd.DataFrame) -> list[Score]:
+    """Score every (model, split, task, level, seed) run in a predictions table.
+
+    Per-class precision, recall and F1 use scikit-learn with the task's
+    classes as labels and ``zero_division=0``, so a class never predicted or
+    absent from the test set counts as 0 in the macro average rather than
+    being dropped from it.
+    """
+    frame = validate_predictions(predictions)
+    out = []
+    for (model, split, task, level, seed), rows in frame.groupby(list(KEY_COLUMNS), sort=True):
+        classes = TASK_CLASSES[task]
+        y_true = rows["y_true"].to_numpy()
+        y_pred = rows["y_pred"].to_numpy()
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, y_pred, labels=list(classes), zero_division=0
+        )
+        out.append(
+            Score(
+                model=model,
+                split=split,
+                task=task,
+                level=level,
+                seeds=(int(seed),),
+                classes=classes,
+                precision=np.asarray(precision, dtype=np.float64),
+                recall=np.asarray(recall, dtype=np.float64),
+                f1=np.asarray(f1, dtype=np.float64),
+                support=np.asarray(support, dtype=np.int64),
+                confusion=confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64),
+                macro_f1=float(np.mean(f1)),
+            )
+        )
+    return display_order(out)
+
+
+def _std(values: np.ndarray) -> np.ndarray:
+    if values.shape[0] <= STD_DDOF:
+        return np.full(values.shape[1:], np.nan)
+    return np.std(values, axis=0, ddof=STD_DDOF)
+
+
+def aggregate(scores: Sequence[Score]) -> list[Score]:
+    """Summarise per-seed scores over seeds: mean and sample std (``ddof=1``)."""
+    groups: dict[tuple[str, str, str, str], list[Score]] = {}
+    for s in scores:
+        groups.setdefault(s.key, []).append(s)
+    out = []
+    for key in sorted(groups):
+        runs = sorted(groups[key], key=lambda s: s.seeds)
+        seeds = tuple(seed for s in runs for seed in s.seeds)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {sorted(seeds)} repeat for {'/'.join(key)}; aggregate per-seed scores only")
+        if any(s.classes != runs[0].classes for s in runs):
+            raise ValueError(f"runs of {'/'.join(key)} disagree on classes")
+        stack = {name: np.stack([getattr(s, name) for s in runs]) for name in ("precision", "recall", "f1")}
+        macro = np.array([s.macro_f1 for s in runs])
+        out.append(
+            Score(
+                model=key[0],
+                split=key[1],
+                task=key[2],
+                level=key[3],
+                seeds=seeds,
+                classes=runs[0].classes,
+                precision=stack["precision"].mean(axis=0),
+                recall=stack["recall"].mean(axis=0),
+                f1=stack["f1"].mean(axis=0),
+                support=np.sum([s.support for s in runs], axis=0).astype(np.int64),
+                confusion=np.sum([s.confusion for s in runs], axis=0).astype(np.int64),
+                macro_f1=float(macro.mean()),
+                macro_f1_std=float(_std(macro[:, None])[0]),
+                precision_std=_std(stack["precision"]),
+                recall_std=_std(stack["recall"]),
+                f1_std=_std(stack["f1"]),
+                macro_f1_per_seed=tuple(float(m) for m in macro),
+            )
+        )
+    return display_order(out)
+
+
+def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
+    """Image-split minus object-split macro F1 for the same model, task and level.
+
+    Both protocols see the same data; only the split differs, so the gap is
+    what a random image split adds by letting near-duplicate images of one
+    object sit on both sides.
+    """
+    by_key = {s.key: s for s in summary}
+    gaps = []
+    for image in display_order(summary):
+        model, split, task, level = image.key
+        if split != "image" or (model, "object", task, level) not in by_key:
+            continue
+        obj = by_key[(model, "object", task, level)]
+        gaps.append(
+            {
+                "model": model,
+                "task": task,
+                "level": level,
+                "object_split_macro_f1": obj.macro_f1,
+                "image_split_macro_f1": image.macro_f1,
+                "gap": image.macro_f1 - obj.macro_f1,
+                "object_split_n_seeds": obj.n_seeds,
+                "image_split_n_seeds": image.n_seeds,
+            }
+        )
+    return gaps
+
+
+_MODEL_ORDER = ("seed-cnn", "taonet", "lc-rf")
+
+
+def display_order(scores: Iterable[Score]) -> list[Score]:
+    """Scores in reading order: built-in models first, then task, split and level as defined above."""
+
+    def key(s: Score) -> tuple[Any, ...]:
+        rank = _MODEL_ORDER.index(s.model) if s.model in _MODEL_ORDER else len(_MODEL_ORDER)
+        return (
+            rank,
+            s.model,
+            list(TASK_CLASSES).index(s.task),
+            SPLITS.index(s.split),
+            LEVELS.index(s.level),
+            s.seeds,
+        )
+
+    return sorted(scores, key=key)
+
+
+# -------------------------------------------------------------------- writers
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def _per_class(classes: Sequence[str], values: np.ndarray) -> dict[str, float | None]:
+    return {c: _num(v) for c, v in zip(classes, values)}
+
+
+def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"model": s.model, "split": s.split, "task": s.task, "level": s.level}
+    if per_seed:
+        entry["seed"] = s.seeds[0]
+    else:
+        entry["n_seeds"] = s.n_seeds
+        entry["seeds"] = list(s.seeds)
+    entry |= {
+        "macro_f1": s.macro_f1,
+        "macro_f1_std": None if per_seed else _num(s.macro_f1_std),
+        "per_class_f1": _per_class(s.classes, s.f1),
+        "per_class_precision": _per_class(s.classes, s.precision),
+        "per_class_recall": _per_class(s.classes, s.recall),
+        "support": {c: int(v) for c, v in zip(s.classes, s.support)},
+        "confusion_matrix": s.confusion.tolist(),
+        "classes": list(s.classes),
+    }
+    if not per_seed:
+        entry |= {
+            "macro_f1_per_seed": list(s.macro_f1_per_seed),
+            "per_class_f1_std": _per_class(s.classes, s.f1_std),
+            "per_class_precision_std": _per_class(s.classes, s.precision_std),
+            "per_class_recall_std": _per_class(s.classes, s.recall_std),
+        }
+    return entry
+
+
+def metrics_dict(per_seed: Sequence[Score], summary: Sequence[Score]) -> dict[str, Any]:
+    """The content of ``metrics.json``.
+
+    ``runs`` has one entry per (model, split, task, level) summarised over
+    seeds (``n_seeds``; std is null with one seed; support and confusion
+    matrix summed over seeds); ``per_seed`` has one entry per seed (``seed``).
+    """
+    return {
+        "std_ddof": STD_DDOF,
+        "runs": [_score_entry(s, per_seed=False) for s in summary],
+        "per_seed": [_score_entry(s, per_seed=True) for s in per_seed],
+        "leakage_gaps": leakage_gaps(summary),
+    }
+
+
+def write_metrics_json(per_seed: Sequence[Score], summary: Sequence[Score], path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(metrics_dict(per_seed, summary), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def f1_table(summary: Sequence[Score]) -> pd.DataFrame:
+    """One row per (model, split, task, level, class): means over seeds, ``*_std`` if any run has several seeds."""
+    with_std = any(s.n_seeds > 1 for s in summary)
+    rows = []
+    for s in summary:
+        for i, cls in enumerate(s.classes):
+            row: dict[str, Any] = {
+                "model": s.model,
+                "split": s.split,
+                "task": s.task,
+                "level": s.level,
+                "class": cls,
+                "precision": s.precision[i],
+                "recall": s.recall[i],
+                "f1": s.f1[i],
+            }
+            if with_std:
+                row |= {"precision_std": s.precision_std[i], "recall_std": s.recall_std[i], "f1_std": s.f1_std[i]}
+            row |= {"support": int(s.support[i]), "n_seeds": s.n_seeds}
+            rows.append(row)
+    columns = ["model", "split", "task", "level", "class", "precision", "recall", "f1"]
+    if with_std:
+        columns += ["precision_std", "recall_std", "f1_std"]
+    return pd.DataFrame(rows, columns=columns + ["support", "n_seeds"])
+
+
+def write_f1_csv(summary: Sequence[Score], path: str | Path) -> Path:
+    path = Path(path)
+    f1_table(summary).to_csv(path, index=False)
+    return path
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_run` computed and wrote."""
+
+    per_seed: list[Score]
+    summary: list[Score]
+    files: dict[str, Path]
+
+
+def evaluate_run(run_dir: str | Path, *, plot: bool = True) -> Evaluation:
+    """Re-score a run from ``RUN/predictions.parquet`` and rewrite its derived files.
+
+    Writes ``metrics.json``, ``f1_scores.csv`` and (with ``plot``)
+    ``confusion_matrix.png``. Raises :class:`RunError` when the folder holds
+    no usable predictions.
+    """
+    run_dir = Path(run_dir)
+    predictions = load_predictions(run_dir)
+    per_seed = score(predictions)
+    summary = aggregate(per_seed)
+    files = {
+        "metrics": write_metrics_json(per_seed, summary, run_dir / METRICS_FILE),
+        "f1_scores": write_f1_csv(summary, run_dir / F1_FILE),
+    }
+    if plot:
+        from deeptao.plotting import plot_confusion_matrices  # matplotlib only when drawing
+
+        files["confusion_matrix"] = plot_confusion_matrices(summary, run_dir / CONFUSION_FILE)
+    return Evaluation(per_seed=per_seed, summary=summary, files=files)

@@ -1,0 +1,332 @@
+"""Figures for a run: confusion matrices, object cutouts, sample images, training curves.
+
+Figures are built as bare :class:`matplotlib.figure.Figure` objects rendered by
+the Agg canvas, never through ``pyplot``: nothing is registered in a global
+figure manager, so a long replication cannot leak figures, and importing this
+module does not change the caller's matplotlib backend. Functions that save a
+file release the figure before returning.
+
+Cutouts are shown with a z-scale stretch (IRAF's ``zscale`` as implemented by
+:class:`astropy.visualization.ZScaleInterval`), the usual choice for faint
+sources on sky background; constant (blank) images, which the release
+contains, fall back to a flat grey instead of dividing by zero.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from astropy.visualization import ZScaleInterval
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deeptao.evaluation import Score
+
+__all__ = [
+    "zscale_limits",
+    "plot_confusion_matrices",
+    "plot_object",
+    "show_object",
+    "plot_sample_images",
+    "plot_training_curves",
+    "ShowDefaults",
+]
+
+_DPI = 110
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out_png: str | Path) -> Path:
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=_DPI)
+    fig.clear()  # drop artists now; the figure is not held by any manager
+    return out_png
+
+
+def zscale_limits(image: np.ndarray) -> tuple[float, float]:
+    """Display limits for one cutout: z-scale, widened when the image is flat or empty."""
+    data = np.asarray(image, dtype=np.float32)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi > lo:
+        try:
+            lo, hi = (float(v) for v in ZScaleInterval().get_limits(finite))
+        except (IndexError, ValueError):  # astropy gives up on degenerate samples
+            pass
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    return lo, hi
+
+
+def _show_cutout(ax: Any, image: np.ndarray) -> None:
+    lo, hi = zscale_limits(image)
+    ax.imshow(np.asarray(image, dtype=np.float32), cmap="gray", vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _spread_indices(n: int, k: int | None) -> np.ndarray:
+    """``k`` indices spread evenly over ``range(n)``, so a subset still spans the whole time range."""
+    if k is None or k >= n:
+        return np.arange(n)
+    if k <= 0:
+        raise ValueError(f"the number of images to show must be positive, got {k}")
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
+
+
+# -------------------------------------------------------- confusion matrices
+
+
+def plot_confusion_matrices(scores: Sequence[Score], out_png: str | Path, *, ncols: int = 3) -> Path:
+    """One panel per (model, split, task, level): counts written in, colour row-normalised.
+
+    Row normalisation makes the colour read as recall, so a rare class (BZ)
+    is as visible as NON; the counts keep the absolute sizes honest.
+    """
+    if not scores:
+        raise ValueError("no scores to plot")
+    from deeptao.evaluation import display_order
+
+    scores = display_order(scores)
+    n = len(scores)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    size = max(3.2, 0.62 * max(len(s.classes) for s in scores) + 1.6)
+    fig = _new_figure(size * ncols, (size + 0.35) * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    image = None
+    for ax, s in zip(axes.flat, scores):
+        norm = s.confusion_normalized
+        image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+        k = len(s.classes)
+        for i in range(k):
+            for j in range(k):
+                colour = "white" if norm[i, j] > 0.55 else "black"
+                ax.text(j, i, f"{s.confusion[i, j]:d}", ha="center", va="center", fontsize=8, color=colour)
+        ax.set_xticks(range(k), s.classes, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(k), s.classes, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        f1 = f"macro F1 {100 * s.macro_f1:.1f}%"
+        if s.n_seeds > 1:
+            f1 += f" ± {100 * s.macro_f1_std:.1f} ({s.n_seeds} seeds)"
+        ax.set_title(f"{s.model} · {s.task}\n{s.split} split, {s.level} level\n{f1}", fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="fraction of true class")
+    return _save(fig, out_png)
+
+
+# ------------------------------------------------------------------- cutouts
+
+
+def plot_object(
+    images: np.ndarray,
+    mjd: np.ndarray,
+    *,
+    title: str,
+    max_images: int | None = None,
+    ncols: int = 8,
+    blank: np.ndarray | None = None,
+) -> Figure:
+    """The cutouts of one object in time order, each stretched on its own and titled with its MJD.
+
+    Each image gets its own z-scale because sky level and seeing change from
+    night to night; a shared stretch would hide most of them. ``blank``
+    (one flag per image) marks the constant images in their titles.
+    """
+    images = np.asarray(images)
+    mjd = np.asarray(mjd, dtype=np.float64)
+    if images.ndim != 3 or len(images) != len(mjd):
+        raise ValueError(f"images must be (n, h, w) with one MJD each; got {images.shape} and {mjd.shape}")
+    if ncols <= 0:
+        raise ValueError(f"ncols must be positive, got {ncols}")
+    blank = np.zeros(len(mjd), dtype=bool) if blank is None else np.asarray(blank, dtype=bool)
+    if blank.shape != mjd.shape:
+        raise ValueError(f"blank must have one flag per image; got {blank.shape} for {mjd.shape}")
+    order = np.argsort(mjd, kind="stable")
+    chosen = order[_spread_indices(len(order), max_images)]
+    n = len(chosen)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig = _new_figure(1.45 * ncols, 1.6 * nrows + 0.5)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, idx in zip(axes.flat, chosen):
+        _show_cutout(ax, images[idx])
+        ax.set_title(f"{mjd[idx]:.3f}" + (" blank" if blank[idx] else ""), fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    shown = f"{n} of {len(images)} images" if n < len(images) else f"{n} images"
+    fig.suptitle(f"{title}  ({shown}, MJD)" if n else f"{title}  (no images)", fontsize=10)
+    return fig
+
+
+@dataclass(frozen=True)
+class ShowDefaults:
+    """Defaults of ``deeptao show``; CLI flags are generated from these fields."""
+
+    out: str | None = None
+    max_images: int | None = 48
+    ncols: int = 8
+
+
+def show_object(
+    obj: Any,
+    out_png: str | Path | None = None,
+    max_images: int | None = ShowDefaults.max_images,
+    *,
+    ncols: int = ShowDefaults.ncols,
+) -> Path:
+    """Save the cutouts of a :class:`deeptao.io.TaoObject` as a PNG and return its path.
+
+    The default file name is the object's id with ``:`` (illegal on some file
+    systems) replaced by ``_``, in the current directory.
+    """
+    if out_png is None:
+        name = getattr(obj, "object_id", None) or obj.crts_id
+        out_png = Path.cwd() / f"{str(name).replace(':', '_')}.png"
+    blank = np.asarray(getattr(obj, "blank", np.zeros(len(obj.mjd), dtype=bool)), dtype=bool)
+    label = obj.label if obj.label is not None else "unlabelled"
+    title = f"{obj.crts_id} — {label}"
+    if blank.any():
+        title += f", {int(blank.sum())} blank"
+    fig = plot_object(obj.images, obj.mjd, title=title, max_images=max_images, ncols=ncols, blank=blank)
+    return _save(fig, out_png)
+
+
+def plot_sample_images(
+    objects: Mapping[str, tuple[str, np.ndarray, np.ndarray]],
+    out_png: str | Path,
+    n_per_object: int = 4,
+) -> Path:
+    """One row per class: a few cutouts of one object, spread over its time range.
+
+    ``objects`` maps a class name to ``(crts_id, images, mjd)``.
+    """
+    if not objects:
+        raise ValueError("no objects to plot")
+    if n_per_object <= 0:
+        raise ValueError(f"n_per_object must be positive, got {n_per_object}")
+    nrows = len(objects)
+    fig = _new_figure(1.9 * n_per_object + 0.6, 2.05 * nrows)
+    axes = fig.subplots(nrows, n_per_object, squeeze=False)
+    for row, (cls, (crts_id, images, mjd)) in enumerate(objects.items()):
+        images = np.asarray(images)
+        mjd = np.asarray(mjd, dtype=np.float64)
+        if images.ndim != 3 or len(images) != len(mjd):
+            raise ValueError(f"class {cls}: images must be (n, h, w) with one MJD each; got {images.shape}, {mjd.shape}")
+        order = np.argsort(mjd, kind="stable")
+        chosen = order[_spread_indices(len(order), n_per_object)]
+        for col in range(n_per_object):
+            ax = axes[row, col]
+            if col >= len(chosen):
+                ax.set_axis_off()
+                continue
+            idx = chosen[col]
+            _show_cutout(ax, images[idx])
+            ax.set_title(f"{crts_id}\nMJD {mjd[idx]:.3f}", fontsize=6.5)
+        axes[row, 0].set_ylabel(cls, fontsize=11, rotation=0, ha="right", va="center")
+        if len(chosen) == 0:  # keep the class label visible on an empty row
+            axes[row, 0].set_axis_on()
+            axes[row, 0].set_xticks([])
+            axes[row, 0].set_yticks([])
+    return _save(fig, out_png)
+
+
+# ----------------------------------------------------------- training curves
+
+_TRAIN_LOSS = ("train_loss_epoch", "train_loss")
+_VAL_LOSS = ("val_loss_epoch", "val_loss")
+_VAL_F1 = ("val_macro_f1", "val_macro_f1_epoch", "val_f1_macro", "val_f1")
+
+
+def _epoch_series(frame: pd.DataFrame, candidates: Sequence[str], xcol: str) -> pd.Series | None:
+    """The last logged value per epoch of the first column present.
+
+    CSVLogger writes one row per logging call with the other metrics NaN, so
+    the rows of a column are scattered; dropping NaN first collects them.
+    """
+    for col in candidates:
+        if col in frame.columns:
+            values = frame[[xcol, col]].apply(pd.to_numeric, errors="coerce").dropna()
+            if not values.empty:
+                return values.groupby(xcol, sort=True)[col].last()
+    return None
+
+
+def _read_logs(paths: str | Path | Sequence[str | Path], name: str) -> pd.DataFrame | None:
+    """One run's logs; a resumed run has several ``version_*/metrics.csv``, read in the order given."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    frames = []
+    for path in map(Path, paths):
+        try:
+            frames.append(pd.read_csv(path))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            warnings.warn(f"{path}: cannot read training log ({type(exc).__name__}); skipped for run {name!r}", stacklevel=3)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def plot_training_curves(
+    metrics_csv_paths: Mapping[str, str | Path | Sequence[str | Path]], out_png: str | Path
+) -> Path:
+    """Train/validation loss and validation macro F1 per epoch, one colour per run.
+
+    Each run maps to a Lightning ``CSVLogger`` ``metrics.csv``, or to a list
+    of them for a resumed run. Missing files or columns are warned about and
+    skipped, because a report should still be drawn for the runs that did log.
+    """
+    fig = _new_figure(11.0, 4.0)
+    ax_loss, ax_f1 = fig.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(metrics_csv_paths))]
+    drew = False
+    for colour, (name, path) in zip(colours, metrics_csv_paths.items()):
+        frame = _read_logs(path, name)
+        if frame is None:
+            continue
+        xcol = next((c for c in ("epoch", "step") if c in frame.columns), None)
+        if xcol is None:
+            frame = frame.assign(_row=np.arange(len(frame)))
+            xcol = "_row"
+        series = {
+            "train loss": (ax_loss, "-", _epoch_series(frame, _TRAIN_LOSS, xcol)),
+            "val loss": (ax_loss, "--", _epoch_series(frame, _VAL_LOSS, xcol)),
+            "val macro F1": (ax_f1, "-", _epoch_series(frame, _VAL_F1, xcol)),
+        }
+        found = [k for k, (_, _, s) in series.items() if s is not None]
+        if not found:
+            warnings.warn(f"{path}: no loss or macro F1 columns; run {name!r} skipped", stacklevel=2)
+            continue
+        for what, (ax, style, s) in series.items():
+            if s is not None:
+                ax.plot(s.index, s.to_numpy(), style, color=colour, marker=".", label=f"{name} {what}")
+                drew = True
+    ax_loss.set_title("loss")
+    ax_f1.set_title("validation macro F1")
+    for ax in (ax_loss, ax_f1):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    ax_f1.set_ylim(0, 1)
+    if not drew:
+        ax_loss.text(0.5, 0.5, "no training logs", ha="center", va="center", transform=ax_loss.transAxes)
+    return _save(fig, out_png)
