@@ -40,7 +40,8 @@ def _add_options(parser: argparse.ArgumentParser, options: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if hint is bool:
-            parser.add_argument(flag, action="store_true", default=f.default, help=help_text)
+            action = argparse.BooleanOptionalAction if f.default else "store_true"
+            parser.add_argument(flag, action=action, default=f.default, help=help_text)
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         extra: dict[str, Any] = {}
@@ -116,6 +117,54 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class SimulateOptions:
+    objects_per_class: int = _flag("transients per class (SN, AGN, BZ, CV, OTHER)", default=100)
+    non_per_class: int | None = _flag("non-transients (default: as many as objects per class)", default=None)
+    seed: int = _flag("the survey depends on this alone", default=0)
+    workers: int = _flag("processes rendering and writing", default=1)
+    overwrite: bool = _flag("replace the simulated files already in OUT", default=False)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from deeptao.simulate import SurveyConfig, simulate_survey
+
+    opts = _options(args, SimulateOptions)
+    bar = _progress_bar("simulate", "object")
+    summary = simulate_survey(
+        args.out,
+        objects_per_class=opts.objects_per_class,
+        seed=opts.seed,
+        non_per_class=opts.non_per_class,
+        config=_options(args, SurveyConfig),
+        workers=opts.workers,
+        progress=bar,
+        overwrite=opts.overwrite,
+    )
+    bar.close()
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+    print(f"simulated {summary.n_objects} objects ({counts}), {summary.n_images} images in {summary.seconds:.1f} s -> {args.out}")
+    return 0
+
+
+class _progress_bar:
+    """A ``progress(done, total)`` callback drawing a bar on a terminal only."""
+
+    def __init__(self, desc: str, unit: str) -> None:
+        self.desc, self.unit, self.bar = desc, unit, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, disable=not sys.stderr.isatty())
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from deeptao import __version__
 
@@ -128,6 +177,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"deeptao {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    from deeptao.simulate import SurveyConfig
+
+    p = sub.add_parser("simulate", help="write a simulated CRTS-like survey in the release layout", description=(
+        "Write OUT/TAO_transients/data/<CLASS>/*.fits and OUT/TAO_non-transients/data/NON/*.fits, byte for byte "
+        "in the release's layout, from physical models of each class. Deterministic for a seed."))  # fmt: skip
+    p.add_argument("out", type=Path, metavar="OUT")
+    _add_options(p, SimulateOptions)
+    _add_options(p.add_argument_group("physics and difficulty"), SurveyConfig)
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("prepare", help="read a release tree into a streaming cache", description=(
         "Read every FITS file under ROOT (the folder holding TAO_transients and/or TAO_non-transients) "
