@@ -32,10 +32,12 @@ class PrepareOptions:
     strict: bool = _flag("stop at the first bad file with a non-zero exit", default=False)
 
 
-def _add_options(parser: argparse.ArgumentParser, options: type) -> None:
+def _add_options(parser: Any, options: type, *, exclude: Sequence[str] = ()) -> None:
     """Flags from a dataclass: ``field_name`` becomes ``--field-name``, typed from its hint."""
     hints = typing.get_type_hints(options)
     for f in dataclasses.fields(options):
+        if f.name in exclude:
+            continue
         hint = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
@@ -63,7 +65,7 @@ def _scalar_type(hint: Any) -> Callable[[str], Any]:
 
 
 def _options(args: argparse.Namespace, options: type) -> Any:
-    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options) if hasattr(args, f.name)})
 
 
 # --------------------------------------------------------------------------- commands
@@ -165,6 +167,26 @@ class _progress_bar:
             self.bar.close()
 
 
+def _cmd_replicate(args: argparse.Namespace) -> int:
+    from deeptao.replicate import ReplicateOptions, replicate
+
+    opts = _options(args, ReplicateOptions)
+    report = replicate(args.out, opts, command="deeptao " + " ".join(sys.argv[1:]))
+    print(f"report: {report}")
+    return 0
+
+
+def _cmd_lightcurve(args: argparse.Namespace) -> int:
+    from deeptao.io import read_object
+    from deeptao.lightcurves import PhotometrySettings, lightcurve_figure
+
+    obj = read_object(args.file)
+    out = args.out or Path.cwd() / f"{obj.object_id.replace(':', '_')}.lightcurve.png"
+    path = lightcurve_figure(obj, out, settings=_options(args, PhotometrySettings))
+    print(f"{obj.crts_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {path}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from deeptao import __version__
 
@@ -208,6 +230,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path, metavar="DEST")
     _add_options(p, DownloadDefaults)
     p.set_defaults(func=_cmd_download)
+
+    from deeptao.lightcurves import PhotometrySettings
+
+    p = sub.add_parser("lightcurve", help="forced aperture photometry of one file, plotted", description=(
+        "Measure the flux at the cutout centre on every image (sky from an annulus), bin by night and "
+        "plot magnitude against MJD with errors."))  # fmt: skip
+    p.add_argument("file", type=Path, metavar="FILE.fits")
+    p.add_argument("--out", type=Path, default=None, metavar="PNG", help="figure to write (default: <object id>.lightcurve.png)")
+    _add_options(p.add_argument_group("photometry"), PhotometrySettings, exclude=("centre",))
+    p.set_defaults(func=_cmd_lightcurve)
+
+    from deeptao.replicate import ReplicateOptions
+
+    p = sub.add_parser("replicate", help="the study end to end: data, cache, splits, models, report", description=(
+        "Simulate the demo survey (or use --data ROOT, the release), prepare it, train seed-cnn under the "
+        "object split and the leaky image split and taonet and lc-rf under the object split, evaluate at object "
+        "level, and write RUN/report.md. Interrupted runs resume."))  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    _add_options(p, ReplicateOptions)
+    p.set_defaults(func=_cmd_replicate)
 
     p = sub.add_parser("evaluate", help="re-score a saved run", description=(
         "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png."))  # fmt: skip

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -85,8 +86,8 @@ def _build_part(
 
     Runs in a worker process. Returns (files done, images, bad files).
     """
-    objects: list[dict[str, Any]] = []
-    image_tables: list[pd.DataFrame] = []
+    objects: list[tuple[Any, ...]] = []
+    image_columns: dict[str, list[np.ndarray]] = {name: [] for name in _IMAGE_COLUMNS}
     bad: list[tuple[str, str]] = []
     n_images = 0
     pixels_tmp = stem.with_suffix(".u16.tmp")
@@ -103,33 +104,25 @@ def _build_part(
                 continue
             out.write(obj.images.data)
             n = len(obj)
+            cols = obj.columns
             objects.append(
-                {
-                    "object_id": obj.object_id,
-                    "label": label,
-                    "group": obj.group,
-                    "crts_id": obj.crts_id,
-                    "variant": obj.variant,
-                    "n_images": n,
-                    "n_blank": int(obj.blank.sum()),
-                    "n_duplicate": int(obj.table["duplicate"].sum()),
-                    "mjd_first": float(obj.mjd[0]),
-                    "mjd_last": float(obj.mjd[-1]),
-                    "ra": obj.ra,
-                    "dec": obj.dec,
-                    "mag": _as_float(obj.header.get("MAG")),
-                    "path": str(path),
-                    "part_offset": n_images,
-                }
-            )
-            table = obj.table[["mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]].copy()
-            table.insert(0, "part_object", len(objects) - 1)
-            image_tables.append(table)
+                (
+                    obj.object_id, label, obj.group, obj.crts_id, obj.variant, n, int(obj.blank.sum()),
+                    int(cols["duplicate"].sum()), float(obj.mjd[0]), float(obj.mjd[-1]), obj.ra, obj.dec,
+                    _as_float(obj.header.get("MAG")), str(path), n_images,
+                )
+            )  # fmt: skip
+            image_columns["part_object"].append(np.full(n, len(objects) - 1, dtype=np.int64))
+            for name in _IMAGE_COLUMNS[1:]:
+                image_columns[name].append(cols[name])
             n_images += n
-        out.flush()
-        os.fsync(out.fileno())
-    obj_frame = pd.DataFrame(objects, columns=_OBJECT_COLUMNS)
-    img_frame = pd.concat(image_tables, ignore_index=True) if image_tables else pd.DataFrame(columns=_IMAGE_COLUMNS)
+    # No fsync: a killed process loses nothing the kernel already holds, and the
+    # marker written last is what proves the part whole. (A power cut is
+    # covered by the part keys: a rerun rebuilds any part whose marker is gone.)
+    obj_frame = pd.DataFrame.from_records(objects, columns=_OBJECT_COLUMNS)
+    img_frame = pd.DataFrame(
+        {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in image_columns.items()}
+    )
     _write_parquet_atomic(obj_frame, stem.with_suffix(".objects.parquet"))
     _write_parquet_atomic(img_frame, stem.with_suffix(".images.parquet"))
     os.replace(pixels_tmp, stem.with_suffix(".u16"))
@@ -162,8 +155,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -227,7 +218,7 @@ def prepare(
             for stem, chunk in todo:
                 _collect(_build_part(chunk, stem, strict), strict, bar)
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
                 pending = {pool.submit(_build_part, chunk, stem, strict) for stem, chunk in todo}
                 try:
                     while pending:
@@ -246,6 +237,16 @@ def prepare(
     result.parts_built = len(todo)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _mp_context() -> Any:
+    """Fork when it is safe (no threads yet, no torch): workers start in milliseconds.
+
+    Otherwise forkserver, which never copies a threaded parent.
+    """
+    if threading.active_count() == 1 and "torch" not in sys.modules and sys.platform == "linux":
+        return get_context("fork")
+    return get_context("forkserver")
 
 
 def _part_done(stem: Path) -> bool:

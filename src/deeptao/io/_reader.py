@@ -66,11 +66,20 @@ class TaoObject:
     mjd: np.ndarray
     images: np.ndarray
     blank: np.ndarray
-    table: pd.DataFrame
+    columns: dict[str, np.ndarray] = field(repr=False)
     header: dict[str, Any] = field(repr=False)
 
     def __len__(self) -> int:
         return len(self.mjd)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Per-image rows in MJD order: hdu_ext, mjd, date, field_id, cutout, set_number, obs_in_seq, blank, duplicate.
+
+        Built on demand from :attr:`columns` (plain arrays), since a DataFrame
+        per file costs more than reading the file's pixels.
+        """
+        return pd.DataFrame(self.columns)
 
     @property
     def is_transient(self) -> bool:
@@ -216,7 +225,6 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
         columns[name] = values[order] if values is not None else np.full(n_rows, "", dtype=object)
     columns["blank"] = blank
     columns["duplicate"] = duplicate
-    table = pd.DataFrame(columns, copy=False)
 
     object_id = path.name[: -len(".fits")] if path.name.endswith(".fits") else path.stem
     label = label_from_path(path)
@@ -242,7 +250,7 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
         mjd=mjd_sorted,
         images=images,
         blank=blank,
-        table=table,
+        columns=columns,
         header=header,
     )
 

@@ -1,0 +1,52 @@
+"""Light curves from the cutouts: photometry, nightly binning, features and their cache."""
+
+from deeptao.lightcurves.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    extract_features,
+    feature_matrix,
+    pad_lightcurves,
+)
+from deeptao.lightcurves.photometry import (
+    EPOCH_COLUMNS,
+    NIGHT_COLUMNS,
+    PhotometrySettings,
+    asinh_magnitude,
+    assign_nights,
+    nightly_bin,
+    photometry,
+    pogson_magnitude,
+)
+from deeptao.lightcurves.plot import lightcurve_figure, plot_lightcurve
+from deeptao.lightcurves.store import (
+    FEATURES_FILE,
+    LIGHTCURVES_FILE,
+    compute_features,
+    features_from_arrays,
+    load_lightcurves,
+    object_lightcurve,
+)
+
+__all__ = [
+    "EPOCH_COLUMNS",
+    "FEATURES_FILE",
+    "FEATURES_VERSION",
+    "FEATURE_NAMES",
+    "LIGHTCURVES_FILE",
+    "NIGHT_COLUMNS",
+    "PhotometrySettings",
+    "asinh_magnitude",
+    "assign_nights",
+    "compute_features",
+    "extract_features",
+    "feature_matrix",
+    "features_from_arrays",
+    "lightcurve_figure",
+    "load_lightcurves",
+    "nightly_bin",
+    "object_lightcurve",
+    "pad_lightcurves",
+    "photometry",
+    "plot_lightcurve",
+    "pogson_magnitude",
+]

@@ -1,0 +1,281 @@
+"""``deeptao replicate``: the study end to end, with an honest split, in one resumable run.
+
+Stages, each skipped when its output is already in the run folder, so an
+interrupted run picks up where it stopped:
+
+1. the data: the release at ``data``, or the embedded demo survey simulated into ``RUN/survey``;
+2. the cache (``RUN/cache``, see :mod:`deeptao.data.cache`);
+3. per seed, a split by object group (``split.csv``), and for seed-cnn also the
+   leaky image split that the public replication used, to measure the leakage;
+4. per model, split protocol and seed, a fit on train (validation steering
+   early stopping) and predictions on test, in ``RUN/models/<stage>/``;
+5. the scores, figures and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deeptao import CLASSES
+
+__all__ = ["ReplicateOptions", "replicate", "DEMO_SURVEY"]
+
+#: the embedded demo survey: what ``replicate`` simulates when given no data
+DEMO_SURVEY = {"objects_per_class": 100, "seed": 2024}
+
+
+def _flag(help: str, **kw: Any) -> Any:
+    return field(metadata={"help": help}, **kw)
+
+
+@dataclass
+class ReplicateOptions:
+    """Defaults of ``deeptao replicate``; the command-line flags are generated from these fields."""
+
+    data: Path | None = _flag("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
+    task: str = field(default="6class", metadata={"help": "classification task", "choices": ("6class", "5class", "binary")})
+    models: tuple[str, ...] = _flag("models to train", default=("seed-cnn", "taonet", "lc-rf"))
+    split: str = field(default="both", metadata={"help": "object (honest), image (the leaky protocol, seed-cnn only) or both", "choices": ("object", "image", "both")})
+    seeds: int = _flag("repeat with this many seeds (split and training); reports mean ± std", default=1)
+    max_objects: int | None = _flag("train on at most this many objects per model (small machines)", default=None)
+    max_epochs: int | None = _flag("epochs per network (default: each model's own)", default=None)
+    max_minutes: float | None = _flag("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
+    objects_per_class: int = _flag("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
+    survey_seed: int = _flag("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
+    workers: int | None = _flag("processes for simulate, prepare and features (default: all CPUs)", default=None)
+
+
+_NETWORKS = ("seed-cnn", "taonet")
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = None, *, command: str = "") -> Path:
+    """Run the whole study into ``out`` and return the path of ``report.md``."""
+    from deeptao.data.cache import open_cache, prepare
+    from deeptao.data.splits import split_cache, write_split
+    from deeptao.data.tasks import select_task
+    from deeptao.evaluation import evaluate_run, save_predictions
+    from deeptao.report import ReportContext, write_report
+
+    opts = options or ReplicateOptions()
+    _check(opts)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    simulated = opts.data is None
+    root = _demo_survey(out / "survey", opts) if simulated else Path(opts.data)  # type: ignore[arg-type]
+    _log(f"preparing {root} -> {out / 'cache'}")
+    prep = prepare(root, out / "cache", workers=opts.workers)
+    if prep.bad_files:
+        _log(f"skipped {len(prep.bad_files)} bad files (see {out / 'cache' / 'bad_files.csv'})")
+    cache = open_cache(out / "cache")
+    task = select_task(opts.task, cache.labels_array())
+    _log(f"{len(task.rows)} objects, {int(cache.objects['n_images'].iloc[task.rows].sum())} images for task {opts.task}")
+
+    split_modes = {"object": ("object",), "image": ("image",), "both": ("object", "image")}[opts.split]
+    predictions_done = []
+    split_sizes: dict[str, dict[str, dict[str, int]]] = {}
+    for seed in range(opts.seeds):
+        object_split, _ = split_cache(cache, mode="object", seed=seed)
+        suffix = "" if seed == 0 else f"-seed{seed}"
+        if "object" in split_modes:
+            written = write_split(out, cache, object_split)
+            if suffix:
+                written[0].rename(out / f"split{suffix}.csv")
+        image_split = None
+        if "image" in split_modes and "seed-cnn" in opts.models:
+            _, image_split = split_cache(cache, mode="image", seed=seed)
+        if seed == 0:
+            split_sizes = _split_sizes(cache, task, object_split if "object" in split_modes else None, image_split)
+        for model in opts.models:
+            for mode in split_modes:
+                if mode == "image" and model != "seed-cnn":
+                    continue
+                stage = out / "models" / f"{model}-{mode}-seed{seed}"
+                frame = _run_stage(cache, task, opts, model, mode, seed, object_split, image_split, stage)
+                predictions_done.append(frame)
+
+    save_predictions(pd.concat(predictions_done, ignore_index=True), out)
+    _log("scoring")
+    evaluate_run(out)
+    _figures(out, cache, task)
+    context = ReportContext(
+        command=command,
+        data_root=str(root),
+        simulated=simulated,
+        objects_per_class=_per_class(cache, task.rows, "objects"),
+        images_per_class=_per_class(cache, task.rows, "images"),
+        split_sizes=split_sizes,
+        seeds=list(range(opts.seeds)),
+        notes=[f"total wall time {time.perf_counter() - started:.0f} s on this machine"]
+        + ([f"demo survey: {opts.objects_per_class} objects per class, simulation seed {opts.survey_seed}"] if simulated else []),
+    )
+    context.save(out / "context.json")
+    report = write_report(out, context=context)
+    _log(f"done in {time.perf_counter() - started:.0f} s: {report}")
+    return report
+
+
+def _check(opts: ReplicateOptions) -> None:
+    from deeptao.data.tasks import TASKS
+    from deeptao.models import list_models
+
+    if opts.task not in TASKS:
+        raise ValueError(f"unknown task {opts.task!r}; known tasks: {', '.join(TASKS)}")
+    known = list_models()
+    for model in opts.models:
+        if model not in known:
+            raise ValueError(f"unknown model {model!r}; known models: {', '.join(known)}")
+    if opts.split not in ("object", "image", "both"):
+        raise ValueError(f"split must be object, image or both, got {opts.split!r}")
+    if opts.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {opts.seeds}")
+
+
+def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:
+    """Simulate the demo survey once; a marker written last makes a half-written one redo."""
+    from deeptao.simulate import simulate_survey
+
+    marker = folder / ".deeptao-complete.json"
+    wanted = {"objects_per_class": opts.objects_per_class, "seed": opts.survey_seed}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        _log(f"demo survey already in {folder}")
+        return folder
+    _log(f"simulating the demo survey ({opts.objects_per_class} objects per class) into {folder}")
+    t = time.perf_counter()
+    simulate_survey(folder, objects_per_class=opts.objects_per_class, seed=opts.survey_seed, workers=opts.workers or os.cpu_count() or 1, overwrite=True)
+    marker.write_text(json.dumps(wanted))
+    _log(f"simulated in {time.perf_counter() - t:.0f} s")
+    return folder
+
+
+def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
+    if model not in _NETWORKS:
+        return {}
+    kw: dict[str, Any] = {"max_epochs": opts.max_epochs, "max_objects": opts.max_objects}
+    if opts.max_minutes:
+        total = int(opts.max_minutes * 60)
+        kw["max_time"] = f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return kw
+
+
+def _run_stage(
+    cache: Any,
+    task: Any,
+    opts: ReplicateOptions,
+    model: str,
+    mode: str,
+    seed: int,
+    object_split: np.ndarray,
+    image_split: np.ndarray | None,
+    stage: Path,
+) -> pd.DataFrame:
+    """Fit one model under one split protocol and seed; predictions on test, cached in ``stage``."""
+    from deeptao.evaluation import make_predictions
+    from deeptao.models import create_model
+
+    done = stage / "predictions.parquet"
+    if done.exists():
+        _log(f"{stage.name}: already done")
+        return pd.read_parquet(done)
+    stage.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    estimator = create_model(model, **_model_kwargs(model, opts))
+    object_ids = cache.objects["object_id"].to_numpy()
+    y_all = np.full(len(cache), -1, dtype=np.int64)
+    y_all[task.rows] = task.y
+    frames = []
+    common = dict(model=model, split=mode, task=opts.task, seed=seed)
+    if mode == "object":
+        part = object_split[task.rows]
+        train, val, test = (task.rows[part == name] for name in ("train", "val", "test"))
+        _log(f"{stage.name}: fitting on {len(train)} objects (validation {len(val)}, test {len(test)} held out)")
+        estimator.fit(cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], seed=seed, workdir=stage)
+        proba = estimator.predict_proba(cache, test)
+        frames.append(make_predictions(level="object", items=object_ids[test], y_true=y_all[test], proba=proba, classes=estimator.classes_, **common))
+        if getattr(estimator, "image_level", False):
+            image_rows, owners = _image_rows(cache, test)
+            proba = estimator.predict_image_proba(cache, image_rows)
+            items = [f"{object_ids[o]}#{r}" for o, r in zip(owners, image_rows)]
+            frames.append(make_predictions(level="image", items=items, y_true=y_all[owners], proba=proba, classes=estimator.classes_, **common))
+    else:
+        owner = cache.images["object"].to_numpy()
+        in_task = y_all[owner] >= 0
+        rows = {name: np.flatnonzero(in_task & (image_split == name)) for name in ("train", "val", "test")}
+        _log(f"{stage.name}: fitting on {len(rows['train'])} random images (leaky protocol; test {len(rows['test'])} images)")
+        estimator.fit_images(cache, rows["train"], y_all[owner[rows["train"]]], classes=task.classes, val_image_rows=rows["val"], y_val=y_all[owner[rows["val"]]], seed=seed, workdir=stage)
+        test = rows["test"]
+        proba = estimator.predict_image_proba(cache, test)
+        items = [f"{object_ids[o]}#{r}" for o, r in zip(owner[test], test)]
+        frames.append(make_predictions(level="image", items=items, y_true=y_all[owner[test]], proba=proba, classes=estimator.classes_, **common))
+    if hasattr(estimator, "save"):
+        estimator.save(stage / ("model.joblib" if model == "lc-rf" else "model.pt"))
+    frame = pd.concat(frames, ignore_index=True)
+    tmp = stage / "predictions.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, done)
+    _log(f"{stage.name}: done in {time.perf_counter() - t:.0f} s")
+    return frame
+
+
+def _image_rows(cache: Any, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = cache.objects["image_start"].to_numpy()[objects]
+    counts = cache.objects["n_images"].to_numpy()[objects]
+    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, counts)]) if len(objects) else np.zeros(0, np.int64)
+    return rows.astype(np.int64), np.repeat(objects, counts)
+
+
+def _per_class(cache: Any, rows: np.ndarray, what: str) -> dict[str, int]:
+    objects = cache.objects.iloc[rows]
+    grouped = objects.groupby("label")["n_images"].agg("size" if what == "objects" else "sum")
+    return {c: int(grouped[c]) for c in CLASSES if c in grouped.index}
+
+
+def _split_sizes(cache: Any, task: Any, object_split: np.ndarray | None, image_split: np.ndarray | None) -> dict[str, dict[str, dict[str, int]]]:
+    labels = cache.labels_array()
+    sizes: dict[str, dict[str, dict[str, int]]] = {}
+    if object_split is not None:
+        frame = pd.DataFrame({"label": labels[task.rows], "split": object_split[task.rows]})
+        sizes["object"] = {s: frame[frame.split == s].label.value_counts().to_dict() for s in ("train", "val", "test")}
+    if image_split is not None:
+        owner = cache.images["object"].to_numpy()
+        keep = np.isin(owner, task.rows)
+        frame = pd.DataFrame({"label": labels[owner[keep]], "split": image_split[keep]})
+        sizes["image"] = {s: frame[frame.split == s].label.value_counts().to_dict() for s in ("train", "val", "test")}
+    return {m: {s: {k: int(v) for k, v in d.items()} for s, d in parts.items()} for m, parts in sizes.items()}
+
+
+def _figures(out: Path, cache: Any, task: Any) -> None:
+    from deeptao.plotting import plot_sample_images, plot_training_curves
+
+    labels = cache.labels_array()
+    samples = {}
+    for cls in CLASSES:
+        rows = task.rows[labels[task.rows] == cls]
+        if len(rows):
+            i = int(rows[0])
+            samples[cls] = (cache.objects["crts_id"].iloc[i], np.asarray(cache.object_images(i)), cache.object_mjd(i))
+    if samples:
+        plot_sample_images(samples, out / "sample_images.png")
+    curves = {}
+    for stage in sorted((out / "models").glob("*")):
+        logs = sorted(stage.rglob("metrics.csv"))
+        if logs:
+            curves[stage.name] = logs
+    if curves:
+        plot_training_curves(curves, out / "training_curves.png")
