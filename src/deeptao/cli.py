@@ -187,6 +187,43 @@ def _cmd_lightcurve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from deeptao.io import TaoFormatError, read_object
+    from deeptao.models import load_model
+
+    model = load_model(args.model)
+    objects, bad = [], 0
+    for path in args.files:
+        try:
+            objects.append(read_object(path))
+        except TaoFormatError as exc:
+            print(f"deeptao predict: skipped {exc}", file=sys.stderr)
+            bad += 1
+    if not objects:
+        print("deeptao predict: error: no readable file to classify", file=sys.stderr)
+        return 1
+    proba = model.predict_proba_arrays([(obj.images, obj.mjd) for obj in objects])
+    classes = list(model.classes_)
+    table = pd.DataFrame(
+        {
+            "file": [str(obj.path) for obj in objects],
+            "object_id": [obj.object_id for obj in objects],
+            "label": [obj.label or "" for obj in objects],
+            "predicted": [classes[k] for k in proba.argmax(axis=1)],
+        }
+    )
+    for j, name in enumerate(classes):
+        table[f"prob_{name}"] = proba[:, j]
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"classified {len(table)} objects -> {args.out}")
+    else:
+        table.to_csv(sys.stdout, index=False, float_format="%.4f")
+    return 1 if bad else 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from deeptao import __version__
 
@@ -251,6 +288,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_options(p, ReplicateOptions)
     p.set_defaults(func=_cmd_replicate)
 
+    p = sub.add_parser("predict", help="class probabilities for new files", description=(
+        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder). "
+        "Unreadable files are skipped with a message and make the exit status 1."))  # fmt: skip
+    p.add_argument("model", type=Path, metavar="MODEL")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE.fits")
+    p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("evaluate", help="re-score a saved run", description=(
         "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png."))  # fmt: skip
     p.add_argument("run", type=Path, metavar="RUN")
@@ -258,12 +303,14 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
+def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     """Failures that are the user's data or setup, reported in one line without a traceback."""
     from deeptao.data.cache import CacheError, PrepareError
     from deeptao.io import TaoFormatError
 
     errors: list[type[BaseException]] = [TaoFormatError, PrepareError, CacheError, FileNotFoundError, PermissionError]
+    if command in ("predict", "replicate"):
+        errors.append(ValueError)  # a bad model file or option, said in one line
     for module, name in (
         ("deeptao.download", "DownloadError"),
         ("deeptao.evaluation", "RunError"),
@@ -286,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("deeptao: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:
-        if isinstance(exc, _expected_errors()):
+        if isinstance(exc, _expected_errors(args.command)):
             message = " ".join(str(exc).split()) or type(exc).__name__
             print(f"deeptao {args.command}: error: {message}", file=sys.stderr)
             return 1
