@@ -83,6 +83,17 @@ def features_from_arrays(
     for seq in sequences:
         if len(seq) not in (2, 3, 4):
             raise ValueError(f"each sequence must be (images, mjd[, blank[, duplicate]]), got {len(seq)} items")
+        images, mjd = np.asarray(seq[0]), np.asarray(seq[1], dtype=np.float64)
+        if len(seq) < 4:
+            # Flag what the reader flags, the same way, so that a file scores
+            # alike whether it comes through the cache or on its own.
+            order = np.argsort(mjd, kind="stable")
+            images, mjd = images[order], mjd[order]
+            flat = images.reshape(len(images), -1)
+            blank = flat.min(axis=1) == flat.max(axis=1) if len(seq) == 2 else np.asarray(seq[2])[order]
+            duplicate = np.zeros(len(mjd), dtype=bool)
+            duplicate[1:] = mjd[1:] == mjd[:-1]
+            seq = (images, mjd, blank, duplicate)
         nights.append(object_lightcurve(*seq, settings=settings)[1])
     return pd.DataFrame(_features_of_nights(nights), columns=list(FEATURE_NAMES))
 
