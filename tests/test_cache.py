@@ -149,3 +149,13 @@ def test_killed_prepare_leaves_no_whole_cache_and_resumes(tmp_path):
     result = prepare(root, cache_dir, workers=1, files_per_part=1)
     assert result.parts_reused >= 3 and result.parts_built == 8 - result.parts_reused
     _check_against_reader(cache_dir, paths)
+
+
+def test_a_survey_of_only_bad_files_gives_an_empty_but_whole_cache(tmp_path):
+    folder = tmp_path / "survey" / "TAO_transients" / "data" / "SN"
+    folder.mkdir(parents=True)
+    (folder / "a.fits").write_bytes(b"")
+    result = prepare(tmp_path / "survey", tmp_path / "cache", workers=1)
+    assert (result.n_objects, len(result.bad_files)) == (0, 1)
+    cache = open_cache(tmp_path / "cache")
+    assert len(cache) == 0 and len(cache.images) == 0

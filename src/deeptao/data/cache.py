@@ -136,6 +136,7 @@ _OBJECT_COLUMNS = [
     "mjd_first", "mjd_last", "ra", "dec", "mag", "path", "part_offset",
 ]  # fmt: skip
 _IMAGE_COLUMNS = ["part_object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]
+_IMAGE_DTYPES = {"object": "int64", "mjd": "float64", "hdu_ext": "int64", "blank": "bool", "duplicate": "bool", "date": "object", "cutout": "object"}
 
 
 def _as_float(value: Any) -> float:
@@ -262,33 +263,51 @@ def _collect(result: tuple[int, int, list[tuple[str, str]]], strict: bool, bar: 
 
 
 def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]]) -> PrepareResult:
-    """Join the parts' tables into the cache's tables and write the manifest last."""
-    objects, images, bad, parts = [], [], [], []
-    image_start = 0
-    for part_index, (stem, _) in enumerate(plan):
-        marker = json.loads(stem.with_suffix(".json").read_text())
-        obj = pd.read_parquet(stem.with_suffix(".objects.parquet"))
-        img = pd.read_parquet(stem.with_suffix(".images.parquet"))
-        obj["part"] = part_index
-        obj["image_start"] = image_start + obj["part_offset"].to_numpy()
-        objects.append(obj)
-        images.append(img)
-        image_start += marker["n_images"]
-        bad.extend(tuple(b) for b in marker["bad_files"])
-        parts.append({"file": stem.with_suffix(".u16").name, "n_images": marker["n_images"]})
-    obj_frame = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=_OBJECT_COLUMNS)
-    counts = obj_frame["n_images"].to_numpy(dtype=np.int64)
-    img_frame = pd.concat(images, ignore_index=True)
-    img_frame["object"] = np.repeat(np.arange(len(obj_frame), dtype=np.int64), counts)
-    img_frame = img_frame[["object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]]
-    _check_unique_ids(obj_frame)
+    """Join the parts' tables into the cache's tables and write the manifest last.
+
+    The per-image table is streamed part by part into one parquet file, so
+    memory stays flat however many images the release holds.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     keep = {stem.name for stem, _ in plan}
     for stale in (out / "parts").iterdir():
         if stale.name.split(".")[0] not in keep:
             stale.unlink()
+    objects, bad, parts = [], [], []
+    image_start = n_objects = 0
+    images_tmp = out / "images.parquet.tmp"
+    writer = None
+    try:
+        for part_index, (stem, _) in enumerate(plan):
+            marker = json.loads(stem.with_suffix(".json").read_text())
+            obj = pd.read_parquet(stem.with_suffix(".objects.parquet"))
+            obj["part"] = part_index
+            obj["image_start"] = image_start + obj["part_offset"].to_numpy()
+            if marker["n_images"]:
+                img = pq.read_table(stem.with_suffix(".images.parquet"))
+                owner = img.column("part_object").to_numpy() + n_objects
+                img = img.drop_columns(["part_object"]).add_column(0, "object", pa.array(owner, pa.int64()))
+                img = img.select(["object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"])
+                if writer is None:
+                    writer = pq.ParquetWriter(images_tmp, img.schema)
+                writer.write_table(img.cast(writer.schema))
+            objects.append(obj)
+            n_objects += len(obj)
+            image_start += marker["n_images"]
+            bad.extend(tuple(b) for b in marker["bad_files"])
+            parts.append({"file": stem.with_suffix(".u16").name, "n_images": marker["n_images"]})
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # every file was bad: an empty table with the right columns
+        pd.DataFrame({c: pd.Series(dtype=t) for c, t in _IMAGE_DTYPES.items()}).to_parquet(images_tmp, index=False)
+    obj_frame = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=_OBJECT_COLUMNS)
+    counts = obj_frame["n_images"].to_numpy(dtype=np.int64)
+    _check_unique_ids(obj_frame)
     _write_parquet_atomic(obj_frame, out / "objects.parquet")
-    _write_parquet_atomic(img_frame, out / "images.parquet")
+    os.replace(images_tmp, out / "images.parquet")
     with open(out / "bad_files.csv.tmp", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
