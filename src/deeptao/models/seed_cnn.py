@@ -1,0 +1,290 @@
+"""seed-cnn: the public replication's single-image network, pooled over an object's images.
+
+The network is the one a public replication of Deep-TAO trained on single
+64 x 64 cutouts: three 3 x 3 convolutions (32, 64, 128 channels, ReLU, no
+padding as in Keras' default), each followed by 2 x 2 max-pooling; a dense
+layer of 128 with ReLU; dropout 0.5; a softmax over the classes (applied in
+the loss and at prediction, so the module returns logits).
+
+An object's prediction pools its images: the mean of their log-probabilities,
+renormalised (:func:`deeptao.training.pool_log_proba`). The estimator also
+trains and predicts per image (``fit_images``/``predict_image_proba``) so the
+leaky image-split protocol can be reproduced and measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from deeptao.data.datasets import ImageBatchSampler, ImageDataset, normalize_images, usable_positions
+from deeptao.models._registry import register_model
+from deeptao.models._torch import MaxPool2x2, Source, TorchClassifier, _digest, make_loader
+from deeptao.training import pool_log_proba
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deeptao.data.cache import PreparedCache
+
+__all__ = ["SeedCNN", "SeedCNNClassifier", "seed_cnn"]
+
+
+class SeedCNN(nn.Module):
+    """Conv(32)-pool-Conv(64)-pool-Conv(128)-pool-Dense(128)-Dropout-Dense(n_classes); returns logits.
+
+    Parameters
+    ----------
+    n_classes : int
+    image_size : int, default=64
+    channels : sequence of int, default=(32, 64, 128)
+    dense : int, default=128
+    dropout : float, default=0.5
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        image_size: int = 64,
+        channels: Sequence[int] = (32, 64, 128),
+        dense: int = 128,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, size = 1, image_size
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 3), nn.ReLU(inplace=True), MaxPool2x2()]
+            c_in, size = c_out, (size - 2) // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * size * size, dense),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(dense, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _object_image_rows(cache: PreparedCache, rows: np.ndarray, cap: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Non-blank image rows of each object (evenly spaced ``cap`` of them if given) and their owner."""
+    starts = cache.objects["image_start"].to_numpy(np.int64)
+    counts = cache.objects["n_images"].to_numpy(np.int64)
+    blank = cache.images["blank"].to_numpy(bool)
+    images, owner = [], []
+    for pos, row in enumerate(np.asarray(rows, dtype=np.int64)):
+        s, n = starts[row], counts[row]
+        local = usable_positions(blank[s : s + n])
+        if cap is not None and len(local) > cap:
+            local = local[np.round(np.linspace(0, len(local) - 1, cap)).astype(np.int64)]
+        images.append(s + local)
+        owner.append(np.full(len(local), pos, dtype=np.int64))
+    if not images:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(images), np.concatenate(owner)
+
+
+def _groups(owner: np.ndarray) -> list[np.ndarray]:
+    """Item positions per owner, for owners numbered 0..max."""
+    if len(owner) == 0:
+        return []
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(owner.max() + 2))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(owner.max() + 1)]
+
+
+class SeedCNNClassifier(TorchClassifier):
+    """The seed CNN as an object classifier (also image-level).
+
+    Parameters
+    ----------
+    max_images_per_object : int or None, default=16
+        Training draws at most this many images of each object afresh every
+        epoch (so a 200-image object weighs like a 20-image one and an epoch
+        stays short); validation uses a fixed, evenly spaced set of this many.
+        None uses every image. Prediction always uses every non-blank image.
+    dropout : float, default=0.5
+    max_epochs : int, default=12
+    batch_size : int, default=64
+    **kwargs
+        The common parameters of :class:`deeptao.models._torch.TorchClassifier`.
+    """
+
+    name = "seed-cnn"
+    image_level = True
+
+    def __init__(
+        self,
+        *,
+        max_images_per_object: int | None = 16,
+        dropout: float = 0.5,
+        max_epochs: int = 12,
+        batch_size: int = 64,
+        **kwargs,
+    ) -> None:
+        super().__init__(max_epochs=max_epochs, batch_size=batch_size, **kwargs)
+        self.max_images_per_object = max_images_per_object
+        self.dropout = dropout
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        cap = self.max_images_per_object
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"max_images_per_object must be a positive int or None, got {cap!r}")
+
+    def _build_network(self, n_classes: int) -> nn.Module:
+        return SeedCNN(n_classes, dropout=self.dropout)
+
+    # ------------------------------------------------------------------ loaders
+
+    def _image_loaders(
+        self,
+        cache: PreparedCache,
+        train_images: np.ndarray,
+        y_train: np.ndarray,
+        train_owner: np.ndarray,
+        val_images: np.ndarray | None,
+        y_val: np.ndarray | None,
+        val_owner: np.ndarray | None,
+        seed: int,
+    ) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
+        dataset = ImageDataset(cache, train_images, y_train, train_owner)
+        groups = _groups(train_owner)
+        sampler = ImageBatchSampler(
+            len(dataset),
+            self.batch_size,
+            groups=groups,
+            per_group=self.max_images_per_object,
+            shuffle=True,
+            augment=True,
+            seed=seed,
+        )
+        cap = self.max_images_per_object
+        per_epoch = [g[:cap] if cap is not None else g for g in groups]  # the labels an epoch draws
+        y_items = y_train[np.concatenate(per_epoch)] if per_epoch else y_train[:0]
+        train_loader = make_loader(dataset, sampler, self.num_workers, seed)
+        val_loader = None
+        if val_images is not None and len(val_images):
+            val_set = ImageDataset(cache, val_images, y_val, val_owner)
+            val_loader = make_loader(val_set, ImageBatchSampler(len(val_set), self.eval_batch_size), 0, seed)
+        return train_loader, val_loader, y_items
+
+    def _make_loaders(
+        self,
+        cache: PreparedCache,
+        rows: np.ndarray,
+        y: np.ndarray,
+        val_rows: np.ndarray | None,
+        y_val: np.ndarray | None,
+        seed: int,
+    ) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
+        images, owner = _object_image_rows(cache, rows, None)
+        val_images = val_owner = y_val_images = None
+        if val_rows is not None:
+            val_images, val_owner = _object_image_rows(cache, val_rows, self.max_images_per_object)
+            y_val_images = y_val[val_owner]
+        return self._image_loaders(cache, images, y[owner], owner, val_images, y_val_images, val_owner, seed)
+
+    # ------------------------------------------------------------------ image level
+
+    def fit_images(
+        self,
+        cache: PreparedCache,
+        image_rows: np.ndarray,
+        y: np.ndarray,
+        *,
+        classes: Sequence[str],
+        val_image_rows: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        seed: int = 0,
+        workdir: Path | None = None,
+    ) -> SeedCNNClassifier:
+        """Train on individual images (rows of ``cache.images``), whatever objects they belong to.
+
+        Blank images are left out of training and validation. The per-epoch cap of
+        ``max_images_per_object`` applies to the images of each object present,
+        so an epoch costs what it costs in :meth:`fit`. Validation F1 is per
+        image.
+        """
+        image_rows, y = self._check_xy(image_rows, y, len(classes), "training")
+        blank = cache.images["blank"].to_numpy(bool)
+        keep = ~blank[image_rows]
+        image_rows, y = image_rows[keep], y[keep]
+        owner = np.unique(cache.images["object"].to_numpy(np.int64)[image_rows], return_inverse=True)[1]
+        val_owner = None
+        if val_image_rows is not None:
+            if y_val is None:
+                raise ValueError("val_image_rows given without y_val")
+            val_image_rows, y_val = self._check_xy(val_image_rows, y_val, len(classes), "validation")
+            keep = ~blank[val_image_rows]
+            val_image_rows, y_val = val_image_rows[keep], y_val[keep]
+            val_owner = np.arange(len(val_image_rows), dtype=np.int64)
+        digest = _digest(image_rows, y, val_image_rows, y_val, np.asarray([len(cache), 1]))
+        return self._fit_with(
+            lambda: self._image_loaders(cache, image_rows, y, owner, val_image_rows, y_val, val_owner, seed),
+            classes=classes,
+            seed=seed,
+            workdir=workdir,
+            data_digest=digest,
+        )
+
+    def predict_image_proba(self, cache: PreparedCache, image_rows: np.ndarray) -> np.ndarray:
+        """Class probabilities per image, shape ``(len(image_rows), len(classes_))``."""
+        self._prepare_inference()
+        image_rows = np.asarray(image_rows, dtype=np.int64)
+        out = np.zeros((len(image_rows), len(self.classes_)))
+        for lo in range(0, len(image_rows), self.eval_batch_size):
+            chunk = image_rows[lo : lo + self.eval_batch_size]
+            raw = np.stack([cache.image(int(j)) for j in chunk])
+            out[lo : lo + len(chunk)] = np.exp(self._log_proba(self._batch(raw)))
+        return out
+
+    # ------------------------------------------------------------------ object level
+
+    @staticmethod
+    def _batch(raw: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"x": torch.from_numpy(normalize_images(raw)[:, None])}
+
+    def _predict_sources(self, sources: Iterable[Source], n: int) -> np.ndarray:
+        parts, owners, log_proba, pooled_owner = [], [], [], []
+        size = 0
+
+        def flush() -> None:
+            nonlocal size
+            if size:
+                log_proba.append(self._log_proba(self._batch(np.concatenate(parts))))
+                pooled_owner.append(np.concatenate(owners))
+                parts.clear()
+                owners.clear()
+                size = 0
+
+        for k, (images, _mjd, blank) in enumerate(sources):
+            if len(images) == 0:
+                continue
+            chosen = images[usable_positions(blank)]
+            for lo in range(0, len(chosen), self.eval_batch_size):
+                piece = chosen[lo : lo + self.eval_batch_size]
+                if size + len(piece) > self.eval_batch_size:
+                    flush()
+                parts.append(piece)
+                owners.append(np.full(len(piece), k, dtype=np.int64))
+                size += len(piece)
+        flush()
+        n_classes = len(self.classes_)
+        if not log_proba:
+            return np.full((n, n_classes), 1.0 / n_classes)
+        return pool_log_proba(np.concatenate(log_proba), np.concatenate(pooled_owner), n)
+
+
+@register_model("seed-cnn")
+def seed_cnn(**kwargs) -> SeedCNNClassifier:
+    """The public replication's CNN on single images, pooled per object."""
+    return SeedCNNClassifier(**kwargs)

@@ -1,0 +1,427 @@
+"""Training a network with Lightning: the loss and optimiser live here, not in the model.
+
+A model file defines a plain :class:`torch.nn.Module`; :class:`ClassifierModule`
+wraps it with a class-weighted cross-entropy, AdamW, and an object-level
+validation macro F1 (predictions of the items one object contributed are pooled
+first, as at test time). :func:`fit_module` runs the Trainer with the habits
+the study needs:
+
+- model selection and early stopping on the validation set only;
+- ``workdir/last.ckpt`` after every epoch, and automatic resumption from it
+  when the same training (same fingerprint) is started again;
+- training curves in ``workdir/logs/version_*/metrics.csv`` (:func:`read_metrics`
+  joins the runs of an interrupted training);
+- a seed that fixes the run; CPU by default, a GPU when one is present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from sklearn.metrics import f1_score
+from torch import nn
+from torch.utils.data import DataLoader
+
+__all__ = [
+    "TrainConfig",
+    "ClassifierModule",
+    "FitResult",
+    "fit_module",
+    "read_metrics",
+    "balanced_class_weights",
+    "pool_log_proba",
+    "TrainingResumeWarning",
+]
+
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+_FINGERPRINT = "fingerprint.json"
+_NOT_INPUTS = ("y", "owner")
+
+
+class TrainingResumeWarning(UserWarning):
+    """A checkpoint in the work directory belongs to another training and is ignored."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how a network trains; model-independent, one source for CLI flags.
+
+    Attributes
+    ----------
+    max_epochs : int
+    max_time : str or None
+        Wall-clock cap, ``"DD:HH:MM:SS"``. A run stopped by it depends on the
+        machine's speed, so it is a safety net, not a schedule.
+    patience : int
+        Validation epochs without improvement before stopping.
+    monitor : str
+        ``"val_f1"`` (object-level macro F1, maximised) or ``"val_loss"``.
+    limit_train_batches, limit_val_batches : int, float or None
+        Batches per epoch (int) or share of them (float); None for all.
+    accelerator : str
+        ``"auto"`` picks a GPU when present, else the CPU.
+    progress : bool or None
+        Progress bars; None shows them only on a terminal.
+    deterministic : bool
+        Ask torch for deterministic algorithms (warn where none exist).
+    threads : int or None
+        torch intra-op threads during training; None leaves torch's choice.
+    precision : str
+        Lightning precision, e.g. ``"32-true"`` or ``"bf16-mixed"``.
+    """
+
+    max_epochs: int = 20
+    max_time: str | None = None
+    patience: int = 5
+    monitor: str = "val_f1"
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    accelerator: str = "auto"
+    progress: bool | None = None
+    deterministic: bool = True
+    threads: int | None = None
+    precision: str = "32-true"
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k * count_c)``, as scikit-learn's "balanced"; a class absent from ``y`` gets 0.
+
+    Weighting the loss lets every class matter equally in training while the
+    data (and so evaluation) keep their natural proportions.
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(float)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def pool_log_proba(log_proba: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
+    """Average the log-probabilities of each owner's items and renormalise.
+
+    The mean log-probability is a product of the items' probabilities (a naive
+    Bayes pooling): consistent evidence adds up, and one confident image does
+    not dominate an object as it would under a maximum.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_owners, n_classes)
+        Probabilities; an owner without items gets the uniform distribution.
+    """
+    log_proba = np.asarray(log_proba, dtype=np.float64)
+    sums = np.zeros((n_owners, log_proba.shape[1]))
+    np.add.at(sums, owner, log_proba)
+    counts = np.bincount(owner, minlength=n_owners)[:, None]
+    mean = sums / np.maximum(counts, 1)
+    mean -= mean.max(axis=1, keepdims=True)
+    proba = np.exp(mean)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+class ClassifierModule(L.LightningModule):
+    """Owns the loss, the optimiser and the validation metric of a classification network.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Called with the batch's inputs as keywords (every key except ``y`` and
+        ``owner``); returns logits ``(batch, n_classes)``.
+    n_classes : int
+    lr, weight_decay : float
+        AdamW settings.
+    class_weights : sequence of float, optional
+        Cross-entropy weight per class (training and validation loss).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        n_classes: int,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["network"])
+        self.network = network
+        weights = torch.ones(n_classes) if class_weights is None else torch.as_tensor(class_weights)
+        self.register_buffer("class_weights", weights.to(torch.float32), persistent=False)
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.network(**{k: v for k, v in batch.items() if k not in _NOT_INPUTS})
+
+    def _common_step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["y"], weight=self.class_weights)
+        self.log(
+            f"{stage}_loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["y"]),
+        )
+        return loss, logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")[0]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, logits = self._common_step(batch, "val")
+        self._val_outputs.append(
+            (F.log_softmax(logits.float(), dim=1).cpu(), batch["y"].cpu(), batch["owner"].cpu())
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        log_proba, y, owner = (torch.cat(parts).numpy() for parts in zip(*self._val_outputs, strict=True))
+        self._val_outputs.clear()
+        owners, index = np.unique(owner, return_inverse=True)
+        proba = pool_log_proba(log_proba, index, len(owners))
+        y_owner = np.zeros(len(owners), dtype=np.int64)
+        y_owner[index] = y
+        f1 = f1_score(
+            y_owner,
+            proba.argmax(axis=1),
+            labels=np.arange(self.hparams.n_classes),
+            average="macro",
+            zero_division=0,
+        )
+        self.log("val_f1", float(f1), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.network.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a training left behind.
+
+    ``best_checkpoint`` is None without validation data (the final weights
+    are then the result).
+    """
+
+    workdir: Path | None
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    resumed: bool
+    epochs: int
+    global_step: int
+    best_score: float | None
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Silence Lightning's chatter (device banners, worker hints) for library use."""
+    with warnings.catch_warnings():
+        for message in (
+            ".*does not have many workers.*",
+            ".*exists and is not empty.*",
+            ".*is smaller than the logging interval.*",
+            ".*`training_step` returned `None`.*",
+            ".*Checkpoint directory.*exists and is not empty.*",
+            ".*isinstance.treespec, LeafSpec.*",
+            ".*have no `val_dataloader`.*",
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+        levels = [lg.level for lg in loggers]
+        if enabled:
+            for lg in loggers:
+                lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
+def _fingerprint_matches(workdir: Path, fingerprint: dict[str, Any]) -> bool:
+    path = workdir / _FINGERPRINT
+    try:
+        return json.loads(path.read_text()) == json.loads(json.dumps(fingerprint))
+    except (OSError, ValueError):
+        return False
+
+
+def fit_module(
+    module: ClassifierModule,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None = None,
+    *,
+    config: TrainConfig = TrainConfig(),
+    seed: int = 0,
+    workdir: str | Path | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> FitResult:
+    """Train ``module`` and leave its network holding the best validation weights.
+
+    Parameters
+    ----------
+    module : ClassifierModule
+    train_loader, val_loader : DataLoader
+        Validation steers checkpoint choice and early stopping; the test set
+        must never be passed here.
+    config : TrainConfig
+    seed : int
+        Seeds Python, numpy and torch (and DataLoader workers).
+    workdir : path, optional
+        Receives ``last.ckpt``, ``best.ckpt``, ``fingerprint.json`` and
+        ``logs/``. If ``last.ckpt`` is there and ``fingerprint.json`` matches
+        ``fingerprint``, training resumes from it (so a longer ``max_epochs``
+        continues a finished run). None trains in a temporary directory.
+    fingerprint : dict, optional
+        JSON-serialisable description of everything that makes a training
+        itself (data, network, optimiser, seed); a checkpoint made under
+        another fingerprint is ignored with a :class:`TrainingResumeWarning`.
+    callbacks : sequence of lightning.Callback
+        Extra side effects (figures, sample dumps), run after checkpointing
+        and early stopping.
+
+    Returns
+    -------
+    FitResult
+    """
+    if config.monitor not in ("val_f1", "val_loss"):
+        raise ValueError(f"monitor must be 'val_f1' or 'val_loss', got {config.monitor!r}")
+    if config.max_epochs < 1:
+        raise ValueError(f"max_epochs must be >= 1, got {config.max_epochs}")
+    fingerprint = {} if fingerprint is None else fingerprint
+    progress = sys.stderr.isatty() if config.progress is None else bool(config.progress)
+    mode = "max" if config.monitor == "val_f1" else "min"
+
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deeptao-train-")))
+        else:
+            work = Path(workdir)
+            work.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(_quiet(not progress))
+        last = work / LAST_CHECKPOINT
+        resume = last.is_file() and _fingerprint_matches(work, fingerprint)
+        if last.is_file() and not resume:
+            warnings.warn(
+                f"{last}: made by a different training; starting afresh and overwriting it",
+                TrainingResumeWarning,
+                stacklevel=2,
+            )
+            for stale in (last, work / BEST_CHECKPOINT):
+                stale.unlink(missing_ok=True)
+        (work / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+
+        has_val = val_loader is not None and len(val_loader) > 0
+        # Two checkpoints: Lightning refreshes a monitored callback's ``save_last``
+        # only when the score improves, which would resume from a stale epoch.
+        # The unmonitored one rewrites last.ckpt after every epoch; it comes
+        # second so that it records the best checkpoint's state of that epoch.
+        best_checkpoint = ModelCheckpoint(
+            dirpath=work,
+            filename=BEST_CHECKPOINT.removesuffix(".ckpt"),
+            monitor=config.monitor,
+            mode=mode,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+        last_checkpoint = ModelCheckpoint(
+            dirpath=work, filename=LAST_CHECKPOINT.removesuffix(".ckpt"), save_top_k=1, enable_version_counter=False
+        )
+        all_callbacks: list[L.Callback] = []
+        if has_val:
+            all_callbacks += [best_checkpoint, EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience)]
+        all_callbacks.append(last_checkpoint)
+        all_callbacks.extend(callbacks)
+        n_batches = len(train_loader)
+        if isinstance(config.limit_train_batches, int):
+            n_batches = min(n_batches, config.limit_train_batches)
+        trainer = L.Trainer(
+            accelerator=config.accelerator,
+            devices=1,
+            max_epochs=config.max_epochs,
+            max_time=config.max_time,
+            limit_train_batches=config.limit_train_batches,
+            limit_val_batches=config.limit_val_batches,
+            callbacks=all_callbacks,
+            logger=CSVLogger(save_dir=work, name="logs"),
+            log_every_n_steps=max(1, min(50, n_batches)),
+            enable_progress_bar=progress,
+            enable_model_summary=progress,
+            num_sanity_val_steps=0,
+            deterministic="warn" if config.deterministic else None,
+            precision=config.precision,
+            default_root_dir=work,
+        )
+        L.seed_everything(seed, workers=True, verbose=False)
+        threads = torch.get_num_threads()
+        det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        try:
+            trainer.fit(
+                module,
+                train_dataloaders=train_loader,
+                val_dataloaders=val_loader if has_val else None,
+                ckpt_path=str(last) if resume else None,
+            )
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(det, warn_only=det_warn)
+
+        best = Path(best_checkpoint.best_model_path) if has_val and best_checkpoint.best_model_path else None
+        if best is not None and best.is_file():
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        score = best_checkpoint.best_model_score if has_val else None
+        keep = workdir is not None
+        return FitResult(
+            workdir=work if keep else None,
+            best_checkpoint=best if keep and best is not None and best.is_file() else None,
+            last_checkpoint=last if keep and last.is_file() else None,
+            resumed=resume,
+            epochs=int(trainer.current_epoch),
+            global_step=int(trainer.global_step),
+            best_score=None if score is None else float(score),
+        )
+
+
+def read_metrics(workdir: str | Path) -> pd.DataFrame:
+    """Training curves of every run in ``workdir`` (one per resumption), oldest first.
+
+    Columns are Lightning's (``epoch``, ``step``, ``train_loss_step``,
+    ``train_loss_epoch``, ``val_loss``, ``val_f1``) plus ``run`` (the log
+    version). Raises FileNotFoundError if no run logged anything.
+    """
+    paths = sorted(
+        Path(workdir, "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1])
+    )
+    frames = [pd.read_csv(p).assign(run=int(p.parent.name.split("_")[-1])) for p in paths]
+    if not frames:
+        raise FileNotFoundError(f"{Path(workdir) / 'logs'}: no metrics.csv from a training run")
+    return pd.concat(frames, ignore_index=True)
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    """The config as a plain dict (for fingerprints and saved parameters)."""
+    return asdict(config)

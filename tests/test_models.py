@@ -1,0 +1,324 @@
+"""Normalisation, datasets, and the two networks: they learn what they should and survive a round trip."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deeptao.data.datasets import (
+    ImageBatchSampler,
+    ImageDataset,
+    SequenceBatchSampler,
+    SequenceDataset,
+    dihedral,
+    normalize_images,
+    sequence_windows,
+    time_gaps,
+)
+from deeptao.models import NotFittedError, ObjectClassifier, create_model, list_models, load_model
+from deeptao.models._torch import MaxPool2x2, ModelFileError, make_loader
+from deeptao.models._torch import load_model as load_torch_model
+from tests._fake_cache import blob_survey, to_uint16, trend_survey
+
+CLASSES2 = ("source", "sky")
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def test_normalisation_ignores_sky_level_and_scales_by_noise():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 20, (3, 64, 64))
+    a = normalize_images(to_uint16(base + 2000))
+    b = normalize_images(to_uint16(base + 9000))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    # asinh of noise units: the median maps to 0, the robust sigma to asinh(1)
+    z = np.sinh(a)
+    assert abs(np.median(z)) < 0.05
+    assert np.percentile(np.abs(z), 50) == pytest.approx(0.6745, abs=0.05)
+
+
+def test_normalisation_survives_blank_and_flat_images():
+    blank = np.full((64, 64), 2000, np.uint16)
+    spiky = blank.copy()
+    spiky[10:14, 10:14] = 2500  # MAD is zero, the image is not constant
+    out = normalize_images(np.stack([blank, spiky, np.zeros((64, 64), np.uint16)]))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert not out[0].any() and not out[2].any()
+    assert out[1, 12, 12] > 0 and out[1, 40, 40] == 0
+    assert normalize_images(blank).shape == (64, 64)
+
+
+def test_dihedral_gives_the_eight_symmetries():
+    image = np.arange(16).reshape(4, 4)
+    views = {dihedral(image, code).tobytes() for code in range(8)}
+    assert len(views) == 8
+    np.testing.assert_array_equal(dihedral(image, 0), image)
+    np.testing.assert_array_equal(dihedral(image, 1), np.rot90(image))
+    np.testing.assert_array_equal(dihedral(image, 4), np.fliplr(image))
+
+
+def test_time_gaps():
+    mjd = np.array([100.0, 100.007, 130.0, 130.0])
+    np.testing.assert_allclose(time_gaps(mjd), np.log1p([0.0, 0.007, 29.993, 0.0]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 62, 62), (2, 3, 29, 29), (1, 1, 12, 12)])
+def test_fast_max_pool_equals_library(shape):
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(MaxPool2x2()(x), F.max_pool2d(x, 2), rtol=0, atol=0)
+    x.requires_grad_(True)
+    MaxPool2x2()(x).sum().backward()
+    assert x.grad.sum().item() == shape[0] * shape[1] * (shape[2] // 2) * (shape[3] // 2)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@pytest.fixture(scope="module")
+def blob():
+    return blob_survey(n_per_class=12, n_images=6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trend():
+    return trend_survey(n_per_class=24, n_images=10, seed=0)
+
+
+def test_image_dataset_batches_are_normalised_and_augmented(blob):
+    cache, _ = blob
+    rows = np.array([1, 7, 8])
+    ds = ImageDataset(cache, rows, y=np.array([0, 1, 1]), owner=np.array([5, 5, 6]))
+    plain = ds.__getitems__([0, 1, 2])
+    assert plain["x"].shape == (3, 1, 64, 64) and plain["x"].dtype == torch.float32
+    expected = normalize_images(np.stack([cache.image(j) for j in rows]))
+    np.testing.assert_array_equal(plain["x"][:, 0].numpy(), expected)
+    assert plain["y"].tolist() == [0, 1, 1] and plain["owner"].tolist() == [5, 5, 6]
+    turned = ds.__getitems__([(0, 3), (1, 0), (2, 6)])
+    np.testing.assert_array_equal(turned["x"][0, 0].numpy(), dihedral(expected[0], 3))
+    np.testing.assert_array_equal(turned["x"][2, 0].numpy(), dihedral(expected[2], 6))
+    single = ds[1]
+    np.testing.assert_array_equal(single["x"].numpy(), plain["x"][1].numpy())
+
+
+def test_sequence_dataset_orders_crops_and_drops_blanks(blob):
+    cache, y = blob
+    ds = SequenceDataset(cache, np.array([3, 20]), y[[3, 20]])
+    # the first image of every blob object is blank and is left out
+    assert ds.lengths.tolist() == [5, 5]
+    item = ds[(0, np.array([1, 2, 4]), 0)]
+    row = 3
+    mjd = cache.images.mjd.to_numpy()[cache.objects.image_start[row] : cache.objects.image_start[row] + 6]
+    np.testing.assert_array_equal(item["x"][:, 0].numpy(), normalize_images(cache.object_images(row)[[2, 3, 5]]))
+    np.testing.assert_allclose(item["dt"].numpy(), time_gaps(mjd[[2, 3, 5]]), rtol=1e-6)
+    assert item["dt"][0] == 0 and item["length"] == 3 and item["y"] == y[3]
+    whole = ds[1]
+    assert whole["length"] == 5 and whole["owner"] == 1
+    batch = ds.__getitems__([(0, np.arange(2), 0), (1, np.arange(5), 1)])
+    assert batch["x"].shape == (2, 5, 1, 64, 64)
+    assert batch["lengths"].tolist() == [2, 5]
+    assert not batch["x"][0, 2:].any() and not batch["dt"][0, 2:].any()  # padding is zeros
+    np.testing.assert_array_equal(batch["x"][1, :, 0].numpy(), dihedral(whole["x"][:, 0].numpy(), 1))
+    with pytest.raises(IndexError):
+        ds[(0, np.array([3, 5]), 0)]
+
+
+def test_samplers_are_functions_of_seed_and_epoch():
+    groups = [np.arange(0, 10), np.arange(10, 13), np.arange(13, 40)]
+    sampler = ImageBatchSampler(40, 8, groups=groups, per_group=4, shuffle=True, augment=True, seed=3)
+    first = [k for batch in sampler for k in batch]
+    assert len(first) == 4 + 3 + 4 == sum(len(b) for b in sampler)
+    assert len(sampler) == 2
+    for lo, hi in ((0, 10), (10, 13), (13, 40)):
+        assert sum(lo <= item < hi for item, _ in first) == min(4, hi - lo)
+    assert first == [k for batch in sampler for k in batch]
+    sampler.set_epoch(1)
+    assert first != [k for batch in sampler for k in batch]
+
+    lengths = np.array([3, 50, 10])
+    for mode in ("subsample", "window"):
+        seq = SequenceBatchSampler(lengths, 2, max_len=8, mode=mode, train=True, seed=0)
+        plan = [k for batch in seq for k in batch]
+        assert sorted(p for p, *_ in plan) == [0, 1, 2]
+        for pos, selected, code in plan:
+            assert len(selected) == min(lengths[pos], 8) and 0 <= code < 8
+            assert np.all(np.diff(selected) > 0) and selected[0] >= 0 and selected[-1] < lengths[pos]
+            if mode == "window":
+                assert selected[-1] - selected[0] == len(selected) - 1
+        seq.set_epoch(5)
+        assert [k[1].tolist() for b in seq for k in b] != [k[1].tolist() for k in plan]
+        for pos, length in enumerate(lengths):
+            chosen = [sel for p, sel in sequence_windows(lengths, 8, mode) if p == pos]
+            assert all(len(sel) <= 8 for sel in chosen)
+            assert set(np.concatenate(chosen)) == set(range(length))
+            if mode == "subsample":  # disjoint, and each spans the whole history
+                assert sum(len(sel) for sel in chosen) == length
+                assert all(sel[-1] >= length - len(chosen) for sel in chosen)
+
+
+def test_loader_workers_read_what_the_main_process_reads(blob):
+    cache, y = blob
+    ds = SequenceDataset(cache, np.arange(len(cache)), y)
+    sampler = SequenceBatchSampler(ds.lengths, 5, max_len=4, train=True, seed=1)
+    serial = list(make_loader(ds, sampler, 0, seed=0))
+    parallel = list(make_loader(pickle.loads(pickle.dumps(ds)), sampler, 2, seed=0))
+    assert len(serial) == len(parallel)
+    for a, b in zip(serial, parallel, strict=True):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_registry_builds_both_networks():
+    assert {"seed-cnn", "taonet"} <= set(list_models())
+    cnn, rnn = create_model("seed-cnn"), create_model("taonet", max_len=16)
+    assert isinstance(cnn, ObjectClassifier) and isinstance(rnn, ObjectClassifier)
+    assert cnn.image_level and not rnn.image_level
+    assert rnn.get_params()["max_len"] == 16 and "max_epochs" in cnn.get_params()
+    with pytest.raises(TypeError):
+        create_model("taonet", no_such_option=1)
+    with pytest.raises(NotFittedError):
+        cnn.predict_proba(None, np.arange(2))
+
+
+@pytest.mark.parametrize(
+    "params", [{"max_epochs": 0}, {"batch_size": 0}, {"class_weight": "inverse"}, {"precision": "fp8"}]
+)
+def test_bad_parameters_fail_at_fit(params, blob):
+    cache, y = blob
+    with pytest.raises(ValueError):
+        create_model("seed-cnn", **params).fit(cache, np.arange(4), y[:4], classes=CLASSES2)
+
+
+def _fresh_split(y):
+    rows = np.arange(len(y))
+    return rows[rows % 4 != 0], rows[rows % 4 == 0]
+
+
+@pytest.fixture(scope="module")
+def fitted_cnn(blob):
+    cache, y = blob
+    train, val = _fresh_split(y)
+    model = create_model("seed-cnn", max_epochs=4, batch_size=16, progress=False)
+    return model.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=0)
+
+
+def test_seed_cnn_separates_sources_from_sky(fitted_cnn):
+    cache, y = blob_survey(n_per_class=10, n_images=6, seed=1)  # unseen objects
+    proba = fitted_cnn.predict_proba(cache, np.arange(len(y)))
+    assert proba.shape == (len(y), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (proba.argmax(axis=1) == y).mean() >= 0.95
+    usable = np.flatnonzero(~cache.images.blank.to_numpy())
+    image_proba = fitted_cnn.predict_image_proba(cache, usable)
+    image_y = y[cache.images.object.to_numpy()[usable]]
+    assert (image_proba.argmax(axis=1) == image_y).mean() >= 0.95
+
+
+def test_seed_cnn_trains_on_images(blob):
+    cache, y = blob
+    owner = cache.images.object.to_numpy()
+    rows = np.arange(len(owner))
+    train, val = rows[rows % 5 != 0], rows[rows % 5 == 0]
+    model = create_model("seed-cnn", max_epochs=3, batch_size=16, progress=False, precision="32")
+    model.fit_images(cache, train, y[owner[train]], classes=CLASSES2, val_image_rows=val, y_val=y[owner[val]])
+    assert model.fit_result_.best_score is not None
+    fresh, fresh_y = blob_survey(n_per_class=6, n_images=6, seed=2)
+    usable = np.flatnonzero(~fresh.images.blank.to_numpy())
+    proba = model.predict_image_proba(fresh, usable)
+    assert (proba.argmax(axis=1) == fresh_y[fresh.images.object.to_numpy()[usable]]).mean() >= 0.95
+
+
+def test_taonet_learns_a_rising_source_from_a_constant_one(trend):
+    cache, y = trend
+    rows = np.arange(len(y))
+    model = create_model("taonet", max_len=8, batch_size=4, max_epochs=10, progress=False, precision="32")
+    model.fit(cache, rows, y, classes=("rising", "constant"), seed=0)
+    fresh, fresh_y = trend_survey(n_per_class=12, n_images=10, seed=5)
+    proba = model.predict_proba(fresh, np.arange(len(fresh_y)))
+    assert (proba.argmax(axis=1) == fresh_y).mean() >= 0.9
+
+
+@pytest.mark.parametrize("name", ["seed-cnn", "taonet"])
+def test_save_load_round_trip_and_arrays_match_cache(name, tmp_path, blob, fitted_cnn):
+    cache, y = blob
+    if name == "seed-cnn":
+        model = fitted_cnn
+    else:
+        model = create_model("taonet", max_len=4, max_epochs=1, progress=False)
+        model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
+    rows = np.arange(len(y))
+    before = model.predict_proba(cache, rows)
+    path = model.save(tmp_path / "model.pt")
+    loaded = load_model(path)
+    assert type(loaded) is type(model) and loaded.classes_ == model.classes_
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(cache, rows), before)
+    # objects outside any cache, images given in a scrambled order
+    rng = np.random.default_rng(0)
+    items = []
+    for i in rows:
+        s, n = cache.objects.image_start[i], cache.objects.n_images[i]
+        perm = rng.permutation(n)
+        items.append((np.asarray(cache.object_images(i))[perm], cache.images.mjd.to_numpy()[s : s + n][perm]))
+    np.testing.assert_allclose(loaded.predict_proba_arrays(items), before, rtol=1e-5, atol=1e-6)
+
+
+def test_foreign_model_file_is_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ModelFileError, match="not a deeptao model"):
+        load_torch_model(path)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_torch_model(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------- a real prepared cache
+
+
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory):
+    from deeptao.data.cache import open_cache, prepare
+    from deeptao.simulate import simulate_survey
+
+    root = tmp_path_factory.mktemp("survey")
+    simulate_survey(root / "release", objects_per_class=3, seed=0, workers=1)
+    prepare(root / "release", root / "cache", workers=1)
+    return open_cache(root / "cache")
+
+
+@pytest.mark.parametrize("name", ["seed-cnn", "taonet"])
+def test_networks_run_on_a_prepared_cache(name, real_cache, tmp_path):
+    from deeptao.data.splits import split_cache
+    from deeptao.data.tasks import select_task
+
+    task = select_task("6class", real_cache.labels_array())
+    split, _ = split_cache(real_cache, seed=0)
+    part = split[task.rows]
+    train, val, test = (task.rows[part == s] for s in ("train", "val", "test"))
+    y_all = np.full(len(real_cache), -1)
+    y_all[task.rows] = task.y
+    model = create_model(name, max_epochs=1, limit_train_batches=2, progress=False)
+    model.fit(real_cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], workdir=tmp_path)
+    proba = model.predict_proba(real_cache, test)
+    assert proba.shape == (len(test), len(task.classes))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (tmp_path / "last.ckpt").is_file() and list(tmp_path.glob("logs/version_0/metrics.csv"))
+
+
+def test_dataset_over_a_prepared_cache_pickles_without_pixels(real_cache):
+    ds = SequenceDataset(real_cache, np.arange(len(real_cache)))
+    blob = pickle.dumps(ds)
+    n_pixels_bytes = int(real_cache.objects.n_images.sum()) * 64 * 64 * 2
+    assert len(blob) < n_pixels_bytes / 4
+    again = pickle.loads(blob)
+    for key in (0, (1, 0, 3, 2)):
+        a, b = ds[key], again[key]
+        torch.testing.assert_close(a["x"], b["x"], rtol=0, atol=0)

@@ -1,0 +1,160 @@
+"""Lightning training: resumption, best weights, determinism, the validation metric."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from deeptao.data.datasets import ImageBatchSampler, ImageDataset
+from deeptao.models import create_model
+from deeptao.models._torch import make_loader
+from deeptao.models.seed_cnn import SeedCNN
+from deeptao.training import (
+    ClassifierModule,
+    TrainConfig,
+    TrainingResumeWarning,
+    balanced_class_weights,
+    fit_module,
+    pool_log_proba,
+    read_metrics,
+)
+from tests._fake_cache import blob_survey
+
+CLASSES2 = ("source", "sky")
+
+
+@pytest.fixture(scope="module")
+def blob():
+    cache, y = blob_survey(n_per_class=8, n_images=5, seed=0)
+    rows = np.arange(len(y))
+    return cache, y, rows[rows % 4 != 0], rows[rows % 4 == 0]
+
+
+def _fit(blob, workdir, max_epochs, seed=0, **kw):
+    cache, y, train, val = blob
+    model = create_model("seed-cnn", max_epochs=max_epochs, batch_size=8, patience=50, progress=False, **kw)
+    return model.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=seed, workdir=workdir)
+
+
+def test_a_longer_fit_resumes_from_last_checkpoint(blob, tmp_path):
+    first = _fit(blob, tmp_path, max_epochs=1)
+    steps_per_epoch = first.fit_result_.global_step
+    assert steps_per_epoch > 0 and not first.fit_result_.resumed
+    assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "best.ckpt").is_file()
+
+    second = _fit(blob, tmp_path, max_epochs=3)
+    assert second.fit_result_.resumed
+    assert second.fit_result_.epochs == 3
+    assert second.fit_result_.global_step == 3 * steps_per_epoch  # two more epochs, not three
+
+    curves = read_metrics(tmp_path)
+    per_epoch = curves.dropna(subset=["val_f1"])
+    assert sorted(per_epoch.epoch) == [0, 1, 2]  # the first run's epoch is kept
+    assert set(per_epoch.run) == {0, 1}
+
+
+def test_other_training_in_workdir_is_not_resumed(blob, tmp_path):
+    _fit(blob, tmp_path, max_epochs=1)
+    with pytest.warns(TrainingResumeWarning, match="different training"):
+        other = _fit(blob, tmp_path, max_epochs=1, lr=5e-4)
+    assert not other.fit_result_.resumed and other.fit_result_.epochs == 1
+
+
+class _Crash(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 2:
+            raise RuntimeError("power cut")
+
+
+def _module_and_loaders(blob, seed=0):
+    cache, y, train, val = blob
+    owner_rows = cache.images.object.to_numpy()
+    train_img = np.flatnonzero(np.isin(owner_rows, train))
+    val_img = np.flatnonzero(np.isin(owner_rows, val))
+    train_set = ImageDataset(cache, train_img, y[owner_rows[train_img]])
+    val_set = ImageDataset(cache, val_img, y[owner_rows[val_img]], owner_rows[val_img])
+    train_loader = make_loader(train_set, ImageBatchSampler(len(train_set), 16, shuffle=True, seed=seed), 0, seed)
+    val_loader = make_loader(val_set, ImageBatchSampler(len(val_set), 64), 0, seed)
+    torch.manual_seed(seed)
+    return ClassifierModule(SeedCNN(2), 2), train_loader, val_loader
+
+
+def test_an_interrupted_fit_continues_where_it_stopped(blob, tmp_path):
+    config = TrainConfig(max_epochs=4, patience=50, progress=False)
+    module, train_loader, val_loader = _module_and_loaders(blob)
+    with pytest.raises(RuntimeError, match="power cut"):
+        fit_module(module, train_loader, val_loader, config=config, workdir=tmp_path, callbacks=[_Crash()])
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 1  # two epochs finished before the crash
+
+    module, train_loader, val_loader = _module_and_loaders(blob)
+    result = fit_module(module, train_loader, val_loader, config=config, workdir=tmp_path)
+    assert result.resumed and result.epochs == 4
+    assert result.global_step == 4 * len(train_loader)
+
+
+def test_network_keeps_the_best_validation_weights(blob, tmp_path):
+    model = _fit(blob, tmp_path, max_epochs=3)
+    best = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    assert best["state_dict"].keys() == {f"network.{k}" for k in model.network_.state_dict()}
+    for name, value in model.network_.state_dict().items():
+        torch.testing.assert_close(value, best["state_dict"][f"network.{name}"], rtol=0, atol=0)
+    scores = read_metrics(tmp_path).dropna(subset=["val_f1"]).val_f1
+    assert model.fit_result_.best_score == pytest.approx(scores.max())
+
+
+def test_same_seed_same_model(blob):
+    cache, y, _, val = blob
+    a = _fit(blob, None, max_epochs=1, seed=3).predict_proba(cache, val)
+    b = _fit(blob, None, max_epochs=1, seed=3).predict_proba(cache, val)
+    c = _fit(blob, None, max_epochs=1, seed=4).predict_proba(cache, val)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_balanced_weights_match_scikit_learn():
+    y = np.array([0, 0, 0, 1, 2, 2, 0, 0])
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    np.testing.assert_allclose(balanced_class_weights(y, 3), expected)
+    assert balanced_class_weights(y, 4)[3] == 0  # absent class
+
+
+def test_pooling_is_the_renormalised_mean_log_probability():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=7)
+    owner = np.array([0, 0, 1, 1, 1, 3, 3])
+    pooled = pool_log_proba(np.log(proba), owner, 4)
+    for k in (0, 1, 3):
+        geometric = np.exp(np.log(proba[owner == k]).mean(axis=0))
+        np.testing.assert_allclose(pooled[k], geometric / geometric.sum())
+    np.testing.assert_allclose(pooled[2], np.full(3, 1 / 3))  # no items: uniform
+
+
+class _Logits(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_validation_f1_is_object_level_macro_f1():
+    module = ClassifierModule(_Logits(), 3)
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    logits = torch.tensor([[3.0, 0, 0], [0, 3, 0], [2, 0, 0], [0, 0, 3], [0, 0.5, 0], [0, 2, 0]])
+    batch = {"x": logits, "y": torch.tensor([0, 0, 1, 1, 2, 2]), "owner": torch.tensor([7, 7, 8, 8, 9, 9])}
+    module.validation_step(batch, 0)
+    module.on_validation_epoch_end()
+    pooled = pool_log_proba(torch.log_softmax(logits, 1).numpy(), np.array([0, 0, 1, 1, 2, 2]), 3)
+    expected = f1_score([0, 1, 2], pooled.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0)
+    assert logged["val_f1"] == pytest.approx(expected)
+    assert "val_loss" in logged
+
+
+def test_bad_config_and_empty_logs(tmp_path):
+    with pytest.raises(ValueError, match="monitor"):
+        fit_module(None, None, config=TrainConfig(monitor="accuracy"))
+    with pytest.raises(FileNotFoundError):
+        read_metrics(tmp_path)
