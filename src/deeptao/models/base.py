@@ -36,7 +36,8 @@ class ObjectClassifier:
     image_level: bool = False
 
     def get_params(self) -> dict[str, Any]:
-        return dict(vars(self)) | {}
+        """The constructor parameters: every attribute that is not learned state."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
 
     def fit(
         self,
