@@ -85,7 +85,8 @@ def _survey_cache(work: Path, objects_per_class: int) -> Path:
     return cache
 
 
-def _torch_side(cache_dir: Path, repeats: int, n_images: int) -> dict[str, dict[str, float]]:
+def _torch_side(cache_dir: Path, n_images: int, seed: int) -> dict[str, dict[str, float]]:
+    """One timed pass of each network: training one epoch, then inference."""
     import torch
 
     from deeptao.data.cache import open_cache
@@ -101,33 +102,24 @@ def _torch_side(cache_dir: Path, repeats: int, n_images: int) -> dict[str, dict[
     images = np.sort(rng.choice(len(owner), size=min(n_images, len(owner)), replace=False))
     out: dict[str, dict[str, float]] = {"torch": {"version": torch.__version__, "threads": torch.get_num_threads()}}
 
-    train, infer = [], []
-    for r in range(repeats):
-        model = create_model("seed-cnn", max_epochs=1, max_images_per_object=None, progress=False)
-        t = time.perf_counter()
-        model.fit_images(cache, images, y_obj[owner[images]], classes=task.classes, seed=r)
-        train.append(len(images) / (time.perf_counter() - t))
-        t = time.perf_counter()
-        model.predict_image_proba(cache, images)
-        infer.append(len(images) / (time.perf_counter() - t))
-    out["seed-cnn"] = {"train_images_per_s": statistics.median(train), "infer_images_per_s": statistics.median(infer),
-                       "train_runs": train, "infer_runs": infer}  # fmt: skip
+    model = create_model("seed-cnn", max_epochs=1, max_images_per_object=None, progress=False)
+    t = time.perf_counter()
+    model.fit_images(cache, images, y_obj[owner[images]], classes=task.classes, seed=seed)
+    train = len(images) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    model.predict_image_proba(cache, images)
+    out["seed-cnn"] = {"train_images_per_s": train, "infer_images_per_s": len(images) / (time.perf_counter() - t)}
 
     rows = task.rows
     counts = cache.objects["n_images"].to_numpy()[rows]
-    train, infer = [], []
-    for r in range(repeats):
-        model = create_model("taonet", max_epochs=1, progress=False)
-        max_len = getattr(model, "max_len", None) or int(counts.max())
-        t = time.perf_counter()
-        model.fit(cache, rows, task.y, classes=task.classes, seed=r)
-        train.append(np.minimum(counts, max_len).sum() / (time.perf_counter() - t))
-        t = time.perf_counter()
-        model.predict_proba(cache, rows)
-        infer.append(counts.sum() / (time.perf_counter() - t))
-    out["taonet"] = {"train_images_per_s": statistics.median(train), "infer_images_per_s": statistics.median(infer),
-                     "train_runs": train, "infer_runs": infer,
-                     "note": "training counts the images of each sequence crop; inference every image"}  # fmt: skip
+    model = create_model("taonet", max_epochs=1, progress=False)
+    max_len = getattr(model, "max_len", None) or int(counts.max())
+    t = time.perf_counter()
+    model.fit(cache, rows, task.y, classes=task.classes, seed=seed)
+    train = np.minimum(counts, max_len).sum() / (time.perf_counter() - t)
+    t = time.perf_counter()
+    model.predict_proba(cache, rows)
+    out["taonet"] = {"train_images_per_s": float(train), "infer_images_per_s": float(counts.sum() / (time.perf_counter() - t))}
     return out
 
 
@@ -153,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
         "images": args.images,
     }
+    npz = args.work / "keras_input.npz"
     if args.keras_python:
         from deeptao.data.cache import open_cache
         from deeptao.data.datasets import normalize_images
@@ -162,14 +155,25 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         picks = np.sort(rng.choice(len(cache.images), size=n, replace=False))
         x = normalize_images(np.stack([cache.image(int(j)) for j in picks])).astype(np.float32)
-        npz = args.work / "keras_input.npz"
         np.savez(npz, x=x, y=rng.integers(0, N_CLASSES, size=n))
-        child = subprocess.run(
-            [str(args.keras_python), __file__, "--work", str(args.work), "--keras-child", str(npz), "--repeats", str(args.repeats)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        result["keras"] = json.loads(child.stdout.strip().splitlines()[-1])
-    result.update(_torch_side(cache_dir, args.repeats, args.images))
+    # Alternate the two frameworks, one pass each per round, so that both see the same machine load.
+    runs: dict[str, list[dict[str, float]]] = {}
+    for r in range(args.repeats):
+        if args.keras_python:
+            child = subprocess.run(
+                [str(args.keras_python), __file__, "--work", str(args.work), "--keras-child", str(npz), "--repeats", "1"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            runs.setdefault("keras", []).append(json.loads(child.stdout.strip().splitlines()[-1]))
+        for name, value in _torch_side(cache_dir, args.images, r).items():
+            runs.setdefault(name, []).append(value)
+    for name, values in runs.items():
+        if name == "torch":
+            result[name] = values[0]
+            continue
+        result[name] = {
+            metric: statistics.median(v[metric] for v in values) for metric in ("train_images_per_s", "infer_images_per_s")
+        } | {"runs": values}
     for name in ("keras", "seed-cnn", "taonet"):
         if name in result:
             r = result[name]

@@ -37,7 +37,8 @@ NON_NAME = re.compile(r"^nonCSS:(\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)\.fits$")
 CLEAN = SurveyConfig(
     faint_fraction=0.0, ambiguous_fraction=0.0, field_star_density=0.0, galaxy_density=0.0,
     cosmic_ray_rate=0.0, blank_fraction=0.0, edge_fraction=0.0, cloudy_fraction=0.0,
-    duplicate_rate=0.0, limiting_mag=21.5, class_text_wrong_rate=0.0,
+    duplicate_rate=0.0, limiting_mag=21.5, class_text_wrong_rate=0.0, mislabel_fraction=0.0,
+    non_variable_fraction=0.0,
 )
 
 
@@ -259,6 +260,44 @@ def test_number_of_images_per_object() -> None:
     # duplicates (2.5 %) come on top of these exposures
     assert 65 < np.mean(counts) * (1 + cfg.duplicate_rate) < 90
     assert min(counts) >= cfg.min_images and max(counts) > 150
+
+
+def test_clouds_and_centring_failures_follow_their_knobs() -> None:
+    cfg = SurveyConfig(cloudy_fraction=0.5, cloud_extinction_mag=0.3,
+                       centring_failure_fraction=0.2, astrometric_jitter_px=0.0)
+    rng = np.random.default_rng(1)
+    zp0 = 26.0
+    loss, shifts = [], []
+    for _ in range(60):
+        e = field_exposures(rng, rng.uniform(0, 360), 10.0, cfg, t_centre=55000.0, zp0=zp0)
+        main = e.set_number == 1
+        # a night's cloud is shared by its exposures: take the nightly mean loss
+        for night in np.unique(e.night[main]):
+            loss.append(np.mean(zp0 - e.zp[main & (e.night == night)]))
+        shifts.append(np.hypot(*e.shift.T))
+    loss, shifts = np.asarray(loss), np.concatenate(shifts)
+    cloudy = loss > 0.1  # clear nights scatter by 0.02 mag / sqrt(n)
+    assert 0.3 < cloudy.mean() < 0.5  # half the nights, less the thinnest clouds
+    # exponential depths of mean 0.3 mag: the mean above 0.1 mag is 0.1 + 0.3
+    assert np.mean(loss[cloudy]) == pytest.approx(0.4, abs=0.06)
+    assert loss.max() <= 2.0 * 1.4 + 0.1
+    assert np.mean(shifts > 0) == pytest.approx(0.2, abs=0.03)
+
+
+def test_mislabelled_transients_carry_the_catalogue_claim(tmp_path: Path) -> None:
+    cfg = SurveyConfig(mislabel_fraction=1.0, class_text_wrong_rate=0.0)
+    summary = simulate_survey(tmp_path / "mis", objects_per_class=2, seed=9, config=cfg)
+    transients = summary.objects[summary.objects["variant"] == "transient"]
+    assert (transients["physical_class"] != transients["label"]).all()
+    for _, row in transients.iterrows():
+        with fits.open(summary.out / row["path"]) as hdul:
+            text = hdul[1].header["CLASS"]
+        claim = _priors.catalogue_key(text).split(":")[0]
+        if row["label"] == "OTHER" and "/" in text:
+            continue  # an unclear note ('SN/CV?') is filed under OTHER
+        assert claim == row["label"], text  # the folder follows the survey's text
+    non = summary.objects[summary.objects["variant"] == "non-transient"]
+    assert (non["physical_class"] == "NON").all()
 
 
 # --- determinism ----------------------------------------------------------------

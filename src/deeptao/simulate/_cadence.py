@@ -220,13 +220,17 @@ def field_exposures(rng: np.random.Generator, ra: float, dec: float, cfg: Survey
     sky_night = (cfg.sky_adu * np.exp(rng.normal(0.0, cfg.sky_log_sigma, uniq.size))
                  * (0.85 + 0.6 * moon))
     sky = sky_night[inverse] * np.exp(rng.normal(0.0, 0.02, n))
+    # Cloud: most cloudy nights lose a few tenths of a magnitude (an exponential
+    # tail; thicker cloud stops the survey), patchy from exposure to exposure.
     cloudy = rng.random(uniq.size) < cfg.cloudy_fraction
-    extinction = np.where(cloudy, rng.uniform(0.2, 1.8, uniq.size), 0.0)[inverse]
+    depth = np.minimum(rng.exponential(cfg.cloud_extinction_mag, uniq.size), 2.0)
+    extinction = np.where(cloudy, depth, 0.0)[inverse]
     extinction = extinction * np.where(extinction > 0, rng.uniform(0.6, 1.4, n), 1.0)
     zp = zp0 - extinction + rng.normal(0.0, 0.02, n)
     shift = rng.normal(0.0, cfg.astrometric_jitter_px, size=(n, 2))
-    big = rng.random(n) < 0.03  # now and then the cutout centre is off by more
-    shift[big] += rng.normal(0.0, 2.0, size=(int(big.sum()), 2))
+    # Now and then the cutout centre is off by more (a poor astrometric solution).
+    big = rng.random(n) < cfg.centring_failure_fraction
+    shift[big] += rng.normal(0.0, 1.5, size=(int(big.sum()), 2))
     bad = rng.random(n) < cfg.blank_fraction
 
     return Exposures(

@@ -71,12 +71,21 @@ class SurveyConfig:
         "(fixes the photometric zero point)",
     )
     seeing_fwhm_px: float = _knob(2.2, "median PSF FWHM (pixels)")
-    seeing_log_sigma: float = _knob(0.2, "night-to-night log-normal scatter of the FWHM")
+    seeing_log_sigma: float = _knob(0.1, "night-to-night log-normal scatter of the FWHM")
     psf_halo_fraction: float = _knob(0.1, "flux fraction in the wide PSF wing")
     astrometric_jitter_px: float = _knob(0.35, "rms offset of the cutout centre between exposures")
     cloudy_fraction: float = _knob(0.06, "fraction of nights with extinction by cloud")
+    cloud_extinction_mag: float = _knob(
+        0.3, "mean extinction of a cloudy night (mag; exponential, at most 2)"
+    )
+    centring_failure_fraction: float = _knob(
+        0.01, "fraction of exposures whose cutout centre is off by a pixel or more "
+        "(1.5 px rms per axis)"
+    )
     saturation_adu: float = _knob(60000.0, "level at which pixels saturate (ADU)")
-    cosmic_ray_rate: float = _knob(0.3, "mean cosmic-ray hits per image")
+    cosmic_ray_rate: float = _knob(
+        0.03, "mean cosmic-ray hits per cutout (~2 per cm2 per minute on 30 s exposures)"
+    )
     blank_fraction: float = _knob(0.008, "fraction of exposures whose cutouts are blank (constant)")
     edge_fraction: float = _knob(0.005, "fraction of images clipped by a chip edge (zero band)")
     field_star_density: float = _knob(7.0, "mean number of field stars per cutout (12 to 21.5 mag)")
@@ -86,7 +95,9 @@ class SurveyConfig:
     amplitude_scale: float = _knob(
         1.0, "multiplies intrinsic variability amplitudes (AGN, BZ, CV outbursts, variables)"
     )
-    faint_fraction: float = _knob(0.25, "fraction of objects shifted fainter by faint_shift_mag")
+    faint_fraction: float = _knob(
+        0.25, "fraction of transients shifted fainter by faint_shift_mag"
+    )
     faint_shift_mag: float = _knob(1.0, "how much fainter those objects are (mag)")
     ambiguous_fraction: float = _knob(
         0.25,
@@ -94,7 +105,9 @@ class SurveyConfig:
         "other classes (low-amplitude blazars, single-outburst CVs, slow SNe, ...)",
     )
     mislabel_fraction: float = _knob(
-        0.0, "fraction of transients filed under a wrong class folder (catalogue errors)"
+        0.1,
+        "fraction of transients filed under a wrong class folder (catalogue errors: most "
+        "CRTS classes come from light curves and hosts, not spectra)",
     )
     class_text_wrong_rate: float = _knob(
         0.04, "fraction of transients whose CLASS header text names another class"
@@ -126,7 +139,7 @@ class SurveyConfig:
             "partial_visit_fraction", "duplicate_rate", "second_set_fraction", "cloudy_fraction",
             "blank_fraction", "edge_fraction", "faint_fraction", "ambiguous_fraction",
             "mislabel_fraction", "class_text_wrong_rate", "class_text_uncertain_rate",
-            "non_variable_fraction", "psf_halo_fraction",
+            "non_variable_fraction", "psf_halo_fraction", "centring_failure_fraction",
         )
         for name in fractions:
             value = getattr(self, name)
@@ -142,8 +155,8 @@ class SurveyConfig:
         non_negative = (
             "images_log_sigma", "sky_log_sigma", "read_noise_adu", "seeing_log_sigma",
             "astrometric_jitter_px", "cosmic_ray_rate", "field_star_density", "galaxy_density",
-            "faint_shift_mag", "moon_gap_days", "other_hpm", "other_flare", "other_unknown",
-            "other_variable", "other_moving",
+            "faint_shift_mag", "moon_gap_days", "cloud_extinction_mag", "other_hpm",
+            "other_flare", "other_unknown", "other_variable", "other_moving",
         )
         for name in non_negative:
             if getattr(self, name) < 0:

@@ -173,7 +173,10 @@ def _supernova(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool
         cov = _galaxy_cov(rng, 0.8, 3.0)
         r = abs(rng.normal(0.0, 0.9)) * np.sqrt(np.trace(cov) / 2.0)
         a = rng.uniform(0, 2 * np.pi)
-        m_host = float(np.clip(m_disc + rng.normal(0.8, 0.9), 15.5, 22.5))
+        # Hosts are mostly fainter than the discovery (the survey notes 'SDSS mag
+        # 20,5' or '>22' beside discoveries near 19): CRTS, comparing catalogues
+        # without image subtraction, finds a SN when it outshines its host.
+        m_host = float(np.clip(m_disc + rng.normal(1.5, 0.9), 15.5, 22.5))
         scene.galaxies.append(Galaxy(r * np.cos(a), r * np.sin(a), m_host, cov))
         scene.truth["host_mag"] = m_host
     scene.truth.update(t_explosion=t_expl, m_peak=m_peak, rise_days=rise)
@@ -182,42 +185,71 @@ def _supernova(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool
 
 def _agn(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool,
          cfg: SurveyConfig) -> Scene:
-    tau = float(np.clip(np.exp(rng.normal(np.log(250.0), 0.6)), 20.0, 3000.0))
-    sf = cfg.amplitude_scale * float(np.exp(rng.normal(np.log(0.35), 0.35)))
-    if amb:
-        sf *= float(rng.choice([0.4, 2.2]))  # nearly quiet, or blazar-like
-    walk = _drw(t, tau, sf, rng)
-    t_disc = _brightest_night(t, walk, rng)
+    # Observed-frame damping times of quasars: a few hundred days (rest frame ~200 d).
+    tau = float(np.clip(np.exp(rng.normal(np.log(500.0), 0.5)), 20.0, 3000.0))
+    sf = cfg.amplitude_scale * float(np.exp(rng.normal(np.log(0.45), 0.3)))
+    # Ambiguous nuclei: nearly quiet, blazar-like, or flagged for one slow flare
+    # of months (the 'SN/AGN?' nuclear transients).
+    mode = str(rng.choice(["quiet", "wild", "flare"])) if amb else "walk"
+    if mode != "walk":
+        sf *= {"quiet": 0.4, "wild": 2.2, "flare": 0.5}[mode]
+    # The survey flags a known nucleus only when it is caught well above its usual
+    # level: of the histories this walk could have had, take one that reaches such
+    # a high state (or the highest of those tried).
+    rise = cfg.amplitude_scale * rng.uniform(0.4, 0.8)
+    best, best_rise = None, -np.inf
+    for _ in range(30):
+        walk = _drw(t, tau, sf, rng)
+        excursion = float(np.median(walk) - walk.min())
+        if excursion > best_rise:
+            best, best_rise = walk, excursion
+        if excursion >= rise:
+            break
+    walk = best
+    if mode == "flare":
+        t_disc = _middle_night(t, rng)
+        width = rng.uniform(30.0, 120.0)
+        bump = (10 ** (0.4 * cfg.amplitude_scale * rng.uniform(0.8, 1.5)) - 1.0) * np.exp(
+            -0.5 * ((t - t_disc - rng.normal(0.0, 0.3 * width)) / width) ** 2)
+        walk = _mag(_flux(walk) + bump)
+    else:
+        t_disc = _brightest_night(t, walk, rng)
     mag = m_disc - _value_at(t, walk, t_disc) + walk
     scene = Scene(t_disc=t_disc, m_disc=m_disc, kind="Seyfert/QSO")
     scene.points.append(PointSource(np.zeros(t.size), np.zeros(t.size), mag))
     if rng.random() < 0.8:
-        m_host = float(np.clip(m_disc + rng.normal(0.3, 0.8), 15.5, 22.0))
+        # The host is fainter than the flagged nucleus ('AGN SDSS 22,1 mag Galaxy'
+        # beside a discovery near 19.5); a bright host would hide the variability.
+        m_host = float(np.clip(m_disc + rng.normal(1.5, 0.8), 15.5, 22.5))
         off = rng.normal(0.0, 0.15, 2)
         cov = _galaxy_cov(rng, 0.8, 2.2)
         scene.galaxies.append(Galaxy(float(off[0]), float(off[1]), m_host, cov))
         scene.truth["host_mag"] = m_host
-    scene.truth.update(tau_days=tau, sf_inf=sf)
+    scene.truth.update(tau_days=tau, sf_inf=sf, mode=mode)
     return scene
 
 
 def _blazar(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool,
             cfg: SurveyConfig) -> Scene:
-    tau = float(np.clip(np.exp(rng.normal(np.log(80.0), 0.6)), 5.0, 1500.0))
-    sf = cfg.amplitude_scale * float(np.exp(rng.normal(np.log(0.9 if not amb else 0.35), 0.3)))
+    # A faint, restless jet (damped random walk in magnitude) with flares of days
+    # to weeks on top; the survey catches one flare, a magnitude or more above the
+    # usual level, and most of the record shows the fainter, noisier source.
+    tau = float(np.clip(np.exp(rng.normal(np.log(60.0), 0.6)), 5.0, 1500.0))
+    sf = cfg.amplitude_scale * float(np.exp(rng.normal(np.log(0.5 if not amb else 0.3), 0.3)))
     flux = _flux(_drw(t, tau, sf, rng))
     span = float(t.max() - t.min())
-    n_flares = int(rng.poisson(span / 250.0))
-    amp_lo, amp_hi = (0.2, 0.6) if amb else (0.5, 2.0)
-    for _ in range(n_flares):
-        t0 = rng.uniform(t.min(), t.max())
-        amp = (10 ** (0.4 * cfg.amplitude_scale * rng.uniform(amp_lo, amp_hi)) - 1.0)
+    t_disc = _middle_night(t, rng)
+    lo, hi = (0.4, 1.0) if amb else (0.7, 2.0)
+    flares = [(t_disc - rng.uniform(0.0, 8.0), rng.uniform(lo, hi))]
+    for _ in range(int(rng.poisson(span / 400.0))):
+        flares.append((rng.uniform(t.min(), t.max()), rng.uniform(0.3, hi)))
+    for t0, amp_mag in flares:
+        amp = 10 ** (0.4 * cfg.amplitude_scale * amp_mag) - 1.0
         up, down = rng.uniform(2.0, 10.0), rng.uniform(5.0, 30.0)
         dt = t - t0
         flux = flux + amp * np.where(dt < 0, np.exp(np.clip(dt, -50 * up, 0.0) / up),
                                      np.exp(-np.maximum(dt, 0) / down))
     rel = _mag(flux)
-    t_disc = _brightest_night(t, rel, rng)
     mag = m_disc - _value_at(t, rel, t_disc) + rel
     scene = Scene(t_disc=t_disc, m_disc=m_disc, kind="blazar")
     scene.points.append(PointSource(np.zeros(t.size), np.zeros(t.size), mag))
@@ -225,24 +257,32 @@ def _blazar(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool,
         m_host = float(np.clip(m_disc + rng.uniform(0.5, 3.0), 15.5, 22.5))
         scene.galaxies.append(Galaxy(0.0, 0.0, m_host, _galaxy_cov(rng, 0.8, 1.8)))
         scene.truth["host_mag"] = m_host
-    scene.truth.update(tau_days=tau, sf_inf=sf, n_flares=n_flares)
+    scene.truth.update(tau_days=tau, sf_inf=sf, n_flares=len(flares))
     return scene
 
 
 def _cv(t: np.ndarray, m_disc: float, rng: np.random.Generator, amb: bool,
         cfg: SurveyConfig) -> Scene:
-    amplitude = cfg.amplitude_scale * (rng.uniform(1.0, 2.5) if amb else rng.uniform(2.0, 6.0))
+    # Ambiguous: a WZ Sge-like system caught in its one long superoutburst of the
+    # decade, weeks of slow decline that look like a supernova.
+    amplitude = cfg.amplitude_scale * (rng.uniform(2.5, 5.0) if amb else rng.uniform(2.0, 6.0))
     m_peak = m_disc - rng.uniform(0.0, 0.4)
     m_q = m_peak + amplitude
+    # CVs new to CRTS are mostly faint, short-period systems that outburst
+    # seldom (months to years), not the frequent outbursters known before.
     recurrence = (rng.uniform(700.0, 3000.0) if amb
-                  else float(np.clip(np.exp(rng.normal(np.log(80.0), 0.7)), 10.0, 2000.0)))
+                  else float(np.clip(np.exp(rng.normal(np.log(200.0), 0.8)), 10.0, 3000.0)))
     t_disc = _middle_night(t, rng)
 
     def outburst(t0: float, peak: float) -> np.ndarray:
         rise = rng.uniform(0.5, 1.5)
-        superoutburst = rng.random() < 0.15
-        plateau = rng.uniform(8.0, 14.0) if superoutburst else rng.uniform(0.5, 5.0)
-        p_slope = rng.uniform(0.05, 0.12) if superoutburst else rng.uniform(0.0, 0.08)
+        superoutburst = amb or rng.random() < 0.35  # long, bright: often what gets caught
+        if amb:
+            plateau, p_slope = rng.uniform(15.0, 25.0), rng.uniform(0.08, 0.15)
+        elif superoutburst:
+            plateau, p_slope = rng.uniform(8.0, 14.0), rng.uniform(0.05, 0.12)
+        else:
+            plateau, p_slope = rng.uniform(0.5, 5.0), rng.uniform(0.0, 0.08)
         decline = rng.uniform(0.4, 1.0)
         peak = peak - (0.5 if superoutburst else 0.0)
         tau = t - t0
@@ -382,8 +422,12 @@ def transient_scene(physical: str, kind: str | None, t: np.ndarray, m_disc: floa
 
 
 def non_transient_mag(rng: np.random.Generator) -> float:
-    """A source picked on a reference image: star counts rise towards faint magnitudes."""
-    lo, hi, slope = 13.0, 20.3, 0.25 * np.log(10.0)
+    """A source picked on a reference image: star counts rise towards faint magnitudes.
+
+    They stop at 19.5, where one exposure still detects a source at S/N ~6: a
+    non-transient is a source of the survey's own photometric catalogue.
+    """
+    lo, hi, slope = 13.0, 19.5, 0.25 * np.log(10.0)
     u = rng.random()
     return float(np.log(np.exp(slope * lo) + u * (np.exp(slope * hi) - np.exp(slope * lo))) / slope)
 

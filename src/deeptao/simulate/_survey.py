@@ -206,7 +206,9 @@ def _plan_transient(label: str, index: int, attempt: int, seed: int, cfg: Survey
         "Last": f"2016-{int(rng.integers(4, 12)):02d}-{int(rng.integers(1, 29)):02d}",
         "LC": lc,
         "FC": "yes" if rng.random() < 0.6 else "no",
-        "Class": class_text(physical, kind or None, rng, year=year, ra=ra, dec=dec,
+        # The catalogue's claim, which is where the folder came from.
+        "Class": class_text(label, (kind or None) if label == physical else None, rng,
+                            year=year, ra=ra, dec=dec,
                             wrong_rate=cfg.class_text_wrong_rate,
                             uncertain_rate=cfg.class_text_uncertain_rate),
     }
@@ -241,10 +243,10 @@ def _plan_non(index: int, attempt: int, seed: int, parents: list[tuple[_Plan, Ex
         keep = main
     index_, duplicate = _images_of(full, keep, rng, cfg)
     exposures = full.take(index_)
+    # Star counts already run to the survey limit; no extra faint shift (that
+    # knob models transients discovered near the limit).
     mag = non_transient_mag(rng)
-    faint = bool(rng.random() < cfg.faint_fraction)
-    if faint:  # still a source someone picked on a (deeper) reference image
-        mag = min(mag + cfg.faint_shift_mag, 20.5)
+    faint = False
     scene = non_transient_scene(exposures.mjd, mag, rng, cfg)
     stars, galaxies = field_sources(rng, len(exposures), cfg)
     ccd = exposures.ccd_xy + np.array([dx, dy])
