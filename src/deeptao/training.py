@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -421,7 +421,3 @@ def read_metrics(workdir: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{Path(workdir) / 'logs'}: no metrics.csv from a training run")
     return pd.concat(frames, ignore_index=True)
 
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    """The config as a plain dict (for fingerprints and saved parameters)."""
-    return asdict(config)

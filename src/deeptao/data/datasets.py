@@ -14,6 +14,11 @@ Normalisation works per image: subtract the median, divide by the robust noise
 (1.4826 x MAD), compress with asinh. The sky level (~2,000 ADU) and its noise
 vary from night to night and field to field; the source, in units of noise,
 is what is comparable. A constant (blank) image becomes zeros.
+
+Augmentation in training is one of the eight flips/rotations of the square:
+the sky has no preferred orientation. Single images each get their own; a
+sequence gets one for all its images, because the cutouts of one object are
+aligned on the sky and what moves or changes between them is the signal.
 """
 
 from __future__ import annotations

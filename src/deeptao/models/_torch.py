@@ -182,8 +182,9 @@ class TorchClassifier(ObjectClassifier):
     patience : int
         Epochs without validation improvement before stopping.
     monitor : {"val_f1", "val_loss"}
-    class_weight : {"balanced", None}
-        Loss weights inverse to class frequency in the training items.
+    class_weight : {"balanced", "none"}
+        Loss weights inverse to class frequency in the training items, or
+        none (None works too, except through ``create_model``, which drops it).
     limit_train_batches : int, float or None
         Cap on batches per epoch.
     max_objects : int or None
@@ -213,7 +214,7 @@ class TorchClassifier(ObjectClassifier):
         max_epochs: int = 20,
         max_time: str | None = None,
         batch_size: int = 64,
-        eval_batch_size: int = 512,
+        eval_batch_size: int = 256,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
@@ -271,8 +272,8 @@ class TorchClassifier(ObjectClassifier):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.class_weight not in ("balanced", None):
-            raise ValueError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
+        if self.class_weight not in ("balanced", "none", None):
+            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
         if self.max_objects is not None and self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1 or None, got {self.max_objects!r}")
 

@@ -110,7 +110,7 @@ class SeedCNNClassifier(TorchClassifier):
         Training draws at most this many images of each object afresh every
         epoch (so a 200-image object weighs like a 20-image one and an epoch
         stays short); validation uses a fixed, evenly spaced set of this many.
-        None uses every image. Prediction always uses every non-blank image.
+        0 or None uses every image. Prediction always uses every non-blank image.
     dropout : float, default=0.5
     max_epochs : int, default=12
     batch_size : int, default=64
@@ -137,8 +137,11 @@ class SeedCNNClassifier(TorchClassifier):
     def _check_params(self) -> None:
         super()._check_params()
         cap = self.max_images_per_object
-        if cap is not None and (not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"max_images_per_object must be a positive int or None, got {cap!r}")
+        if cap is not None and (not isinstance(cap, int) or cap < 0):
+            raise ValueError(f"max_images_per_object must be an int >= 0 or None, got {cap!r}")
+
+    def _image_cap(self) -> int | None:
+        return self.max_images_per_object or None
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return SeedCNN(n_classes, dropout=self.dropout)
@@ -162,12 +165,12 @@ class SeedCNNClassifier(TorchClassifier):
             len(dataset),
             self.batch_size,
             groups=groups,
-            per_group=self.max_images_per_object,
+            per_group=self._image_cap(),
             shuffle=True,
             augment=True,
             seed=seed,
         )
-        cap = self.max_images_per_object
+        cap = self._image_cap()
         per_epoch = [g[:cap] if cap is not None else g for g in groups]  # the labels an epoch draws
         y_items = y_train[np.concatenate(per_epoch)] if per_epoch else y_train[:0]
         train_loader = make_loader(dataset, sampler, self.num_workers, seed)
@@ -189,7 +192,7 @@ class SeedCNNClassifier(TorchClassifier):
         images, owner = _object_image_rows(cache, rows, None)
         val_images = val_owner = y_val_images = None
         if val_rows is not None:
-            val_images, val_owner = _object_image_rows(cache, val_rows, self.max_images_per_object)
+            val_images, val_owner = _object_image_rows(cache, val_rows, self._image_cap())
             y_val_images = y_val[val_owner]
         return self._image_loaders(cache, images, y[owner], owner, val_images, y_val_images, val_owner, seed)
 
