@@ -102,7 +102,7 @@ def _torch_side(cache_dir: Path, n_images: int, seed: int) -> dict[str, dict[str
     images = np.sort(rng.choice(len(owner), size=min(n_images, len(owner)), replace=False))
     out: dict[str, dict[str, float]] = {"torch": {"version": torch.__version__, "threads": torch.get_num_threads()}}
 
-    model = create_model("seed-cnn", max_epochs=1, max_images_per_object=None, progress=False)
+    model = create_model("seed-cnn", max_epochs=1, max_images_per_object=0, progress=False)  # 0: every image
     t = time.perf_counter()
     model.fit_images(cache, images, y_obj[owner[images]], classes=task.classes, seed=seed)
     train = len(images) / (time.perf_counter() - t)
