@@ -132,7 +132,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from deeptao.simulate import SurveyConfig, simulate_survey
 
     opts = _options(args, SimulateOptions)
-    bar = _progress_bar("simulate", "object")
+    bar = _ProgressBar("simulate", "object")
     summary = simulate_survey(
         args.out,
         objects_per_class=opts.objects_per_class,
@@ -149,7 +149,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-class _progress_bar:
+class _ProgressBar:
     """A ``progress(done, total)`` callback drawing a bar on a terminal only."""
 
     def __init__(self, desc: str, unit: str) -> None:

@@ -224,7 +224,7 @@ def _run_stage(
         items = [f"{object_ids[o]}#{r}" for o, r in zip(owner[test], test)]
         frames.append(make_predictions(level="image", items=items, y_true=y_all[owner[test]], proba=proba, classes=estimator.classes_, **common))
     if hasattr(estimator, "save"):
-        estimator.save(stage / ("model.joblib" if model == "lc-rf" else "model.pt"))
+        estimator.save(stage / f"model{estimator.file_suffix}")
     frame = pd.concat(frames, ignore_index=True)
     tmp = stage / "predictions.parquet.tmp"
     frame.to_parquet(tmp, index=False)

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -404,21 +404,3 @@ class PreparedCache:
 def open_cache(path: str | os.PathLike[str]) -> PreparedCache:
     """Open a prepared cache; raises :class:`CacheError` if it is not whole."""
     return PreparedCache(path)
-
-
-def read_bad_files(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    with open(Path(path) / "bad_files.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    return [tuple(r) for r in rows[1:]]  # type: ignore[misc]
-
-
-def summarise(cache: PreparedCache) -> pd.DataFrame:
-    """Objects and images per class, for reports and the CLI."""
-    table = cache.objects.groupby("label", dropna=False).agg(objects=("object_id", "size"), images=("n_images", "sum"))
-    return table.reindex([c for c in _label_order() if c in table.index])
-
-
-def _label_order() -> Iterable[str]:
-    from deeptao import CLASSES
-
-    return CLASSES

@@ -207,6 +207,7 @@ class TorchClassifier(ObjectClassifier):
 
     #: registry name, written into saved files so that loading rebuilds the right estimator
     name: ClassVar[str] = ""
+    file_suffix = ".pt"
 
     def __init__(
         self,

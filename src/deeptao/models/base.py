@@ -34,6 +34,8 @@ class ObjectClassifier:
 
     #: whether ``predict_image_proba`` gives one prediction per image
     image_level: bool = False
+    #: suffix of the file ``save`` writes (``deeptao.models.load_model`` reads either kind)
+    file_suffix: str = ".joblib"
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters: every attribute that is not learned state."""
