@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(args.images, len(cache.images))
         rng = np.random.default_rng(0)
         picks = np.sort(rng.choice(len(cache.images), size=n, replace=False))
-        x = normalize_images(np.stack([cache.image(int(j)) for j in picks])).astype(np.float32)
+        x = normalize_images(cache.image_stack(picks)).astype(np.float32)
         np.savez(npz, x=x, y=rng.integers(0, N_CLASSES, size=n))
     # Alternate the two frameworks, one pass each per round, so that both see the same machine load.
     runs: dict[str, list[dict[str, float]]] = {}

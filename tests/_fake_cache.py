@@ -62,6 +62,9 @@ class FakeCache:
     def image(self, j: int) -> np.ndarray:
         return self._pixels[j]
 
+    def image_stack(self, rows: np.ndarray) -> np.ndarray:
+        return self._pixels[np.asarray(rows, dtype=np.int64)]
+
     def labels_array(self) -> np.ndarray:
         return self.objects["label"].to_numpy(dtype=object)
 

@@ -46,6 +46,12 @@ def _check_against_reader(cache_dir: Path, paths: list[Path]) -> None:
         assert (rows["object"] == i).all()
         np.testing.assert_array_equal(rows["mjd"], obj.mjd)
         np.testing.assert_array_equal(cache.image(int(row.image_start) + 1), obj.images[1])
+    # rows from every part, shuffled and repeated, in one read
+    rows = np.random.default_rng(0).permutation(np.r_[np.arange(len(cache.images)), 0, 5])
+    stack = cache.image_stack(rows)
+    assert stack.dtype == np.uint16 and stack.shape == (len(rows), 64, 64)
+    np.testing.assert_array_equal(stack, np.stack([cache.image(int(j)) for j in rows]))
+    assert cache.image_stack(np.zeros(0, np.int64)).shape == (0, 64, 64)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

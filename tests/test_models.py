@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -52,6 +53,23 @@ def test_normalisation_survives_blank_and_flat_images():
     assert out[1, 12, 12] > 0 and out[1, 40, 40] == 0
     assert normalize_images(blank).shape == (64, 64)
 
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64])
+def test_normalisation_agrees_with_a_direct_computation_for_every_pixel_type(dtype):
+    rng = np.random.default_rng(1)
+    raw = np.clip(rng.normal(2000, 30, (5, 64, 64)), 0, None).round()
+    raw[1, 20:24, 20:24] = 60_000  # a saturated star far above the median
+    raw[2] = raw[2] * 0 + 1500 + (rng.random((64, 64)) < 0.2) * 3  # MAD may be 0 or tiny
+    expected = []
+    for image in raw:
+        sub = np.sort(image[::2, ::2].ravel())
+        med = sub[len(sub) // 2]  # the upper middle of 1,024 values
+        scale = 1.4826 * np.sort(np.abs(image[::2, ::2].ravel() - med))[len(sub) // 2]
+        scale = scale if scale > 0 else image.std()
+        expected.append(np.arcsinh((image - med) / scale))
+    out = normalize_images(raw.astype(dtype))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, np.array(expected), rtol=1e-5, atol=1e-5)
 
 def test_dihedral_gives_the_eight_symmetries():
     image = np.arange(16).reshape(4, 4)
@@ -221,6 +239,24 @@ def test_seed_cnn_separates_sources_from_sky(fitted_cnn):
     image_y = y[cache.images.object.to_numpy()[usable]]
     assert (image_proba.argmax(axis=1) == image_y).mean() >= 0.95
 
+
+def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alone(fitted_cnn):
+    cache, y = blob_survey(n_per_class=4, n_images=6, seed=3)
+    usable = np.flatnonzero(~cache.images.blank.to_numpy())
+    model = copy.deepcopy(fitted_cnn)
+    model.precision = "32"
+    threads = torch.get_num_threads()
+    exact = model.predict_image_proba(cache, usable)
+    assert torch.get_num_threads() == threads  # prediction threads give the setting back
+    assert model._predictor[0] is model.network_
+    model.precision = "bf16"
+    fast = model.predict_image_proba(cache, usable)
+    net, cast = model._predictor
+    assert cast and net is not model.network_ and next(net.parameters()).dtype == torch.bfloat16
+    assert next(model.network_.parameters()).dtype == torch.float32
+    # bfloat16 keeps 8 bits of mantissa: probabilities agree to a few hundredths, decisions agree
+    np.testing.assert_allclose(fast, exact, atol=0.05)
+    assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
 def test_seed_cnn_trains_on_images(blob):
     cache, y = blob

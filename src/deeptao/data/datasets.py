@@ -72,7 +72,14 @@ def normalize_images(images: np.ndarray) -> np.ndarray:
         return np.zeros(shape, dtype=np.float32)
     sub = flat[:, ::2, ::2].reshape(n, -1)
     k = sub.shape[1] // 2
-    if np.issubdtype(sub.dtype, np.integer):
+    integer = np.issubdtype(sub.dtype, np.integer)
+    if np.issubdtype(sub.dtype, np.unsignedinteger):
+        # |x - median| in the pixels' own unsigned type: no widening, and partitioning
+        # 16-bit values is about twice as fast as 64-bit ones
+        med = np.partition(sub, k, axis=1)[:, k]
+        m = med[:, None]
+        dev = np.maximum(sub, m) - np.minimum(sub, m)
+    elif integer:
         med = np.partition(sub, k, axis=1)[:, k].astype(np.int64)
         dev = np.abs(sub.astype(np.int64) - med[:, None])
     else:
@@ -88,7 +95,8 @@ def normalize_images(images: np.ndarray) -> np.ndarray:
     out = flat.astype(np.float32)
     out -= med.astype(np.float32)[:, None, None]
     out *= (1.0 / scale).astype(np.float32)[:, None, None]
-    np.nan_to_num(out, copy=False)
+    if not integer:
+        np.nan_to_num(out, copy=False)
     np.arcsinh(out, out=out)
     out[constant] = 0.0
     return out.reshape(shape)
@@ -178,7 +186,7 @@ class ImageDataset(Dataset):
     def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, torch.Tensor]:
         pos, codes = _split_keys(keys)
         cache = self.cache
-        raw = np.stack([cache.image(int(j)) for j in self.image_rows[pos]]) if len(pos) else np.zeros((0, 64, 64))
+        raw = cache.image_stack(self.image_rows[pos])
         x = normalize_images(raw)
         for code in np.unique(codes[codes > 0]):
             sel = codes == code
