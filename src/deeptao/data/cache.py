@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -212,26 +213,27 @@ def prepare(
         manifest.unlink()  # the cache is about to change: it is not whole until rewritten
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    bar = (progress or _default_progress)(len(files), "prepare")
-    bar.update(sum(len(chunk) for stem, chunk in plan if (stem, chunk) not in todo))
-    try:
+    with ExitStack() as stack:
+        pending: set = set()
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=_mp_context()))
+            # Submitting starts the workers, before the progress bar starts its monitor
+            # thread: a parent with no threads can fork them in milliseconds.
+            pending = {pool.submit(_build_part, chunk, stem, strict) for stem, chunk in todo}
+        bar = stack.enter_context(closing((progress or _default_progress)(len(files), "prepare")))
+        bar.update(sum(len(chunk) for stem, chunk in plan if (stem, chunk) not in todo))
         if workers == 1:
             for stem, chunk in todo:
                 _collect(_build_part(chunk, stem, strict), strict, bar)
-        else:
-            with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
-                pending = {pool.submit(_build_part, chunk, stem, strict) for stem, chunk in todo}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            _collect(fut.result(), strict, bar)
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
-    finally:
-        bar.close()
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    _collect(fut.result(), strict, bar)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
 
     result = _finalise(out, plan)
     result.parts_reused = len(plan) - len(todo)
