@@ -165,3 +165,25 @@ def test_a_survey_of_only_bad_files_gives_an_empty_but_whole_cache(tmp_path):
     assert (result.n_objects, len(result.bad_files)) == (0, 1)
     cache = open_cache(tmp_path / "cache")
     assert len(cache) == 0 and len(cache.images) == 0
+
+
+def test_workers_start_before_the_progress_bar(tmp_path):
+    """A progress bar may start a thread (tqdm does); the workers must exist by then so they can fork."""
+    import multiprocessing
+
+    _survey(tmp_path / "survey", n_objects=4, n=6)
+    seen = []
+
+    class Bar:
+        def __init__(self, total, desc):
+            seen.append(len(multiprocessing.active_children()))
+
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    prepare(tmp_path / "survey", tmp_path / "cache", workers=2, files_per_part=1, progress=Bar)
+    assert seen == [2]
+    _check_against_reader(tmp_path / "cache", sorted((tmp_path / "survey").rglob("*.fits")))
