@@ -449,6 +449,12 @@ def test_priors_from_a_catalogue_and_builtin(tmp_path: Path, monkeypatch: pytest
         _priors.load_priors(str(tmp_path / "missing.tsv"))
     monkeypatch.setattr(_priors, "find_catalogue", lambda configured: None)
     assert _priors.load_priors(None).source == "built-in"
+    # asked for by name, the built-in table is used even where a catalogue would be found
+    monkeypatch.setattr(_priors, "find_catalogue", lambda configured: path)
+    assert _priors.load_priors(None).source == str(path)
+    builtin = _priors.load_priors("built-in")
+    assert builtin.source == "built-in"
+    assert builtin.quantiles["SN"][5] == _priors._BUILTIN_DECILES["SN"][5]
 
 
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

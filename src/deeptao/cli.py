@@ -16,20 +16,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from deeptao._options import option
+
 __all__ = ["main"]
 
 
 # --------------------------------------------------------------------------- option dataclasses
 
 
-def _flag(help: str, **kw: Any) -> Any:
-    return dataclasses.field(metadata={"help": help}, **kw)
-
-
 @dataclasses.dataclass
 class PrepareOptions:
-    workers: int | None = _flag("worker processes (default: all CPUs)", default=None)
-    strict: bool = _flag("stop at the first bad file with a non-zero exit", default=False)
+    workers: int | None = option("worker processes (default: all CPUs)", default=None)
+    strict: bool = option("stop at the first bad file with a non-zero exit", default=False)
 
 
 def _add_options(parser: Any, options: type, *, exclude: Sequence[str] = ()) -> None:
@@ -121,11 +119,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 @dataclasses.dataclass
 class SimulateOptions:
-    objects_per_class: int = _flag("transients per class (SN, AGN, BZ, CV, OTHER)", default=100)
-    non_per_class: int | None = _flag("non-transients (default: as many as objects per class)", default=None)
-    seed: int = _flag("the survey depends on this alone", default=0)
-    workers: int = _flag("processes rendering and writing", default=1)
-    overwrite: bool = _flag("replace the simulated files already in OUT", default=False)
+    objects_per_class: int = option("transients per class (SN, AGN, BZ, CV, OTHER)", default=100)
+    non_per_class: int | None = option("non-transients (default: as many as objects per class)", default=None)
+    seed: int = option("the survey depends on this alone", default=0)
+    workers: int = option("processes rendering and writing", default=1)
+    overwrite: bool = option("replace the simulated files already in OUT", default=False)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

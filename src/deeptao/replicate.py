@@ -14,12 +14,9 @@ interrupted run picks up where it stopped:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,32 +25,31 @@ import numpy as np
 import pandas as pd
 
 from deeptao import CLASSES
+from deeptao._options import option
 
 __all__ = ["ReplicateOptions", "replicate", "DEMO_SURVEY"]
 
-#: the embedded demo survey: what ``replicate`` simulates when given no data
-DEMO_SURVEY = {"objects_per_class": 100, "seed": 2024}
-
-
-def _flag(help: str, **kw: Any) -> Any:
-    return field(metadata={"help": help}, **kw)
+#: The embedded demo survey, what ``replicate`` simulates when given no data. Its magnitudes
+#: come from the built-in quantiles, never from a catalogue found nearby, so that every
+#: machine simulates the same survey.
+DEMO_SURVEY = {"objects_per_class": 100, "seed": 2024, "catalogue_path": "built-in"}
 
 
 @dataclass
 class ReplicateOptions:
     """Defaults of ``deeptao replicate``; the command-line flags are generated from these fields."""
 
-    data: Path | None = _flag("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
+    data: Path | None = option("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
     task: str = field(default="6class", metadata={"help": "classification task", "choices": ("6class", "5class", "binary")})
-    models: tuple[str, ...] = _flag("models to train", default=("seed-cnn", "taonet", "lc-rf"))
+    models: tuple[str, ...] = option("models to train", default=("seed-cnn", "taonet", "lc-rf"))
     split: str = field(default="both", metadata={"help": "object (honest), image (the leaky protocol, seed-cnn only) or both", "choices": ("object", "image", "both")})
-    seeds: int = _flag("repeat with this many seeds (split and training); reports mean ± std", default=1)
-    max_objects: int | None = _flag("train on at most this many objects per model (small machines)", default=None)
-    max_epochs: int | None = _flag("epochs per network (default: each model's own)", default=None)
-    max_minutes: float | None = _flag("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
-    objects_per_class: int = _flag("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
-    survey_seed: int = _flag("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
-    workers: int | None = _flag("processes for simulate, prepare and features (default: all CPUs)", default=None)
+    seeds: int = option("repeat with this many seeds (split and training); reports mean ± std", default=1)
+    max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
+    max_epochs: int | None = option("epochs per network (default: each model's own)", default=None)
+    max_minutes: float | None = option("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
+    objects_per_class: int = option("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
+    survey_seed: int = option("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
+    workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
 
 
 _NETWORKS = ("seed-cnn", "taonet")
@@ -149,16 +145,17 @@ def _check(opts: ReplicateOptions) -> None:
 
 def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:
     """Simulate the demo survey once; a marker written last makes a half-written one redo."""
-    from deeptao.simulate import simulate_survey
+    from deeptao.simulate import SurveyConfig, simulate_survey
 
     marker = folder / ".deeptao-complete.json"
-    wanted = {"objects_per_class": opts.objects_per_class, "seed": opts.survey_seed}
+    wanted = {"objects_per_class": opts.objects_per_class, "seed": opts.survey_seed, "priors": DEMO_SURVEY["catalogue_path"]}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         _log(f"demo survey already in {folder}")
         return folder
     _log(f"simulating the demo survey ({opts.objects_per_class} objects per class) into {folder}")
     t = time.perf_counter()
-    simulate_survey(folder, objects_per_class=opts.objects_per_class, seed=opts.survey_seed, workers=opts.workers or os.cpu_count() or 1, overwrite=True)
+    config = SurveyConfig(catalogue_path=DEMO_SURVEY["catalogue_path"])
+    simulate_survey(folder, objects_per_class=opts.objects_per_class, seed=opts.survey_seed, config=config, workers=opts.workers or os.cpu_count() or 1, overwrite=True)
     marker.write_text(json.dumps(wanted))
     _log(f"simulated in {time.perf_counter() - t:.0f} s")
     return folder

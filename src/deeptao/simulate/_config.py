@@ -34,7 +34,8 @@ class SurveyConfig:
         None,
         "CRTS transient table (tab separated, columns 'Mag' and 'Classification') that "
         "gives discovery magnitudes per class; None searches ../shared/data/ from the "
-        "working directory and the repository, else uses built-in quantiles",
+        "working directory and the repository, else uses built-in quantiles; 'built-in' "
+        "always uses the built-in quantiles (the same survey on every machine)",
     )
 
     # --- cadence -----------------------------------------------------------

@@ -100,12 +100,15 @@ class MagnitudePriors:
         return float(np.interp(rng.random(), _QUANTILES, table))
 
 
+BUILTIN = "built-in"
+
+
 def load_priors(configured: str | None) -> MagnitudePriors:
-    """Read the catalogue when there is one; otherwise the built-in deciles."""
-    path = find_catalogue(configured)
+    """Read the catalogue when there is one; otherwise (or when asked: ``"built-in"``) the built-in deciles."""
+    path = None if configured == BUILTIN else find_catalogue(configured)
     if path is None:
         return MagnitudePriors(
-            {k: np.asarray(v, dtype=float) for k, v in _BUILTIN_DECILES.items()}, "built-in"
+            {k: np.asarray(v, dtype=float) for k, v in _BUILTIN_DECILES.items()}, BUILTIN
         )
     import pandas as pd
 
