@@ -56,7 +56,8 @@ def test_lc_rf_fits_and_predicts_a_simulated_survey(simulated_cache, tmp_path):
     again = create_model("lc-rf", n_estimators=60, n_jobs=2).fit(cache, train, y[train], classes=CLASSES, seed=7)
     np.testing.assert_array_equal(again.predict_proba(cache, test), proba)  # seeded, whatever n_jobs
 
-    loaded = LightCurveForest.load(tmp_path / "lc-rf.joblib")  # written by fit(workdir=...)
+    assert list(tmp_path.iterdir()) == []  # nothing to checkpoint
+    loaded = LightCurveForest.load(model.save(tmp_path / "model.joblib"))
     np.testing.assert_array_equal(loaded.predict_proba(cache, test), proba)
 
     # New files (no cache): read with the reader, measured from arrays, same answer.

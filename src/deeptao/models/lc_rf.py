@@ -96,13 +96,12 @@ class LightCurveForest(ObjectClassifier):
     ) -> LightCurveForest:
         """Fit on the objects at ``rows`` with class indices ``y`` into ``classes``.
 
-        A forest needs no validation data; ``val_rows`` is accepted and unused.
-        With ``workdir`` the fitted model is also saved there as ``lc-rf.joblib``.
+        A forest needs no validation data and no checkpoints (it fits in
+        seconds): ``val_rows`` and ``workdir`` are accepted, for the common
+        estimator signature, and unused. Save the fitted model with :meth:`save`.
         """
         X = self.cache_features(cache, rows)
         self._fit_arrays(X, y, classes=classes, seed=seed)
-        if workdir is not None:
-            self.save(Path(workdir) / "lc-rf.joblib")
         return self
 
     def _fit_arrays(self, X: np.ndarray, y: np.ndarray, *, classes: Sequence[str], seed: int) -> None:
