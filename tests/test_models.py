@@ -251,7 +251,7 @@ def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alon
     assert model._predictor[0] is model.network_
     model.precision = "bf16"
     fast = model.predict_image_proba(cache, usable)
-    net, cast = model._predictor
+    net, cast, _ = model._predictor
     assert cast and net is not model.network_ and next(net.parameters()).dtype == torch.bfloat16
     assert next(model.network_.parameters()).dtype == torch.float32
     # bfloat16 keeps 8 bits of mantissa: probabilities agree to a few hundredths, decisions agree

@@ -433,12 +433,11 @@ class TorchClassifier(ObjectClassifier):
 
     def _log_proba(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """Log-probabilities of one batch of network inputs (after :meth:`_prepare_inference`)."""
-        net, cast = self._predictor
+        net, cast, autocast = self._predictor
         device = next(net.parameters()).device
         inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         if cast:
             inputs = {k: _as_bf16_input(v) for k, v in inputs.items()}
-        autocast = self._precision() == "bf16" and not cast
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = net(**inputs)
             return torch.log_softmax(logits.float(), dim=1).cpu().numpy()
@@ -486,11 +485,12 @@ class TorchClassifier(ObjectClassifier):
         """
         self._check_fitted()
         self.network_.to(self._device()).eval()
-        if self._bf16_inference_copy and self._precision() == "bf16":
+        bf16 = self._precision() == "bf16"
+        if bf16 and self._bf16_inference_copy:
             net = copy.deepcopy(self.network_).to(torch.bfloat16).to(memory_format=torch.channels_last)
-            self._predictor = (net, True)
+            self._predictor = (net, True, False)
         else:
-            self._predictor = (self.network_, False)
+            self._predictor = (self.network_, False, bf16)
 
     def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         """Class probabilities per object, shape ``(len(rows), len(classes_))``."""
