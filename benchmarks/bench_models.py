@@ -182,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         k, s = result["keras"], result["seed-cnn"]
         result["ratio_train"] = s["train_images_per_s"] / k["train_images_per_s"]
         result["ratio_infer"] = s["infer_images_per_s"] / k["infer_images_per_s"]
-        print(f"seed-cnn / keras: training {result['ratio_train']:.2f}x, inference {result['ratio_infer']:.2f}x")
+        print(f"seed-cnn / keras: training {result['ratio_train']:.2f}x, inference {result['ratio_infer']:.2f}x (medians)")
+        # Keras's speed varies from one process to the next on a small machine (its thread
+        # placement): the stricter comparison sets our median against its fastest pass.
+        best = {m: max(run[m] for run in k["runs"]) for m in ("train_images_per_s", "infer_images_per_s")}
+        result["ratio_train_vs_best"] = s["train_images_per_s"] / best["train_images_per_s"]
+        result["ratio_infer_vs_best"] = s["infer_images_per_s"] / best["infer_images_per_s"]
+        print(f"seed-cnn median / keras fastest pass: training {result['ratio_train_vs_best']:.2f}x, "
+              f"inference {result['ratio_infer_vs_best']:.2f}x")
     if args.json:
         with open(args.json, "a") as fh:
             fh.write(json.dumps(result) + "\n")
