@@ -12,6 +12,9 @@ from typing import Any
 __all__ = ["option"]
 
 
-def option(help: str, **kw: Any) -> Any:
-    """A dataclass field whose ``metadata["help"]`` becomes the flag's help text."""
-    return dataclasses.field(metadata={"help": help}, **kw)
+def option(help: str, *, choices: tuple[Any, ...] | None = None, **kw: Any) -> Any:  # noqa: A002 - mirrors argparse
+    """A dataclass field whose ``metadata["help"]`` (and ``["choices"]``) become the flag's."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    return dataclasses.field(metadata=metadata, **kw)

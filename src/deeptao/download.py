@@ -37,7 +37,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -45,6 +45,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from deeptao import CLASSES, __version__
+from deeptao._options import option
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -95,21 +96,13 @@ class DownloadError(RuntimeError):
 class DownloadDefaults:
     """Defaults of :func:`download`, one field per command-line flag."""
 
-    base_url: str = field(
-        default=DEFAULT_BASE_URL,
-        metadata={"help": "where the repositories live: {base_url}/TAO_transients, ..."},
+    base_url: str = option("where the repositories live: {base_url}/TAO_transients, ...", default=DEFAULT_BASE_URL)
+    method: Method = option(
+        "git (shallow clone), archive (HTTP download), or auto: git when installed", default="auto", choices=_METHODS
     )
-    method: Method = field(
-        default="auto",
-        metadata={"help": "git (shallow clone), archive (HTTP download), or auto: git when installed", "choices": _METHODS},
-    )
-    repos: tuple[str, ...] = field(
-        default=REPOS, metadata={"help": "which repositories to fetch", "choices": REPOS}
-    )
-    retries: int = field(
-        default=2, metadata={"help": "archive route: times to resume an interrupted transfer within one run"}
-    )
-    timeout: float = field(default=60.0, metadata={"help": "seconds to wait on a silent connection"})
+    repos: tuple[str, ...] = option("which repositories to fetch", default=REPOS, choices=REPOS)
+    retries: int = option("archive route: times to resume an interrupted transfer within one run", default=2)
+    timeout: float = option("seconds to wait on a silent connection", default=60.0)
 
 
 @dataclass(frozen=True)

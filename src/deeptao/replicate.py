@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ class ReplicateOptions:
     """Defaults of ``deeptao replicate``; the command-line flags are generated from these fields."""
 
     data: Path | None = option("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
-    task: str = field(default="6class", metadata={"help": "classification task", "choices": ("6class", "5class", "binary")})
+    task: str = option("classification task", default="6class", choices=("6class", "5class", "binary"))
     models: tuple[str, ...] = option("models to train", default=("seed-cnn", "taonet", "lc-rf"))
-    split: str = field(default="both", metadata={"help": "object (honest), image (the leaky protocol, seed-cnn only) or both", "choices": ("object", "image", "both")})
+    split: str = option("object (honest), image (the leaky protocol, seed-cnn only) or both", default="both", choices=("object", "image", "both"))
     seeds: int = option("repeat with this many seeds (split and training); reports mean ± std", default=1)
     max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
     max_epochs: int | None = option("epochs per network (default: each model's own)", default=None)

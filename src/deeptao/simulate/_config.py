@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from deeptao._options import option
 
 __all__ = ["SurveyConfig"]
 
 
 def _knob(default: Any, help: str) -> Any:  # noqa: A002 - 'help' mirrors argparse
-    return field(default=default, metadata={"help": help})
+    return option(help, default=default)
 
 
 @dataclass(frozen=True)
