@@ -240,6 +240,17 @@ def test_seed_cnn_separates_sources_from_sky(fitted_cnn):
     assert (image_proba.argmax(axis=1) == image_y).mean() >= 0.95
 
 
+def test_objects_without_images_get_the_uniform_distribution(fitted_cnn):
+    cache, _ = blob_survey(n_per_class=1, n_images=6, seed=4)
+    some = cache.object_images(0), np.arange(len(cache.object_images(0)), dtype=float)
+    empty = np.zeros((0, 64, 64), np.uint16), np.zeros(0)
+    # an empty object beside a scored one, and a call with nothing to score at all
+    proba = fitted_cnn.predict_proba_arrays([some, empty])
+    np.testing.assert_allclose(proba[0], fitted_cnn.predict_proba_arrays([some])[0])
+    np.testing.assert_allclose(proba[1], [0.5, 0.5])
+    np.testing.assert_allclose(fitted_cnn.predict_proba_arrays([empty, empty]), np.full((2, 2), 0.5))
+
+
 def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alone(fitted_cnn):
     cache, y = blob_survey(n_per_class=4, n_images=6, seed=3)
     usable = np.flatnonzero(~cache.images.blank.to_numpy())

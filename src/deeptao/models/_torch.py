@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from deeptao.data.datasets import passthrough
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
-from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module
+from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module, pool_log_proba
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -140,7 +140,7 @@ def array_sources(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[So
             )
         order = np.argsort(mjd, kind="stable")
         images, mjd = images[order], mjd[order]
-        flat = images.reshape(len(images), -1)
+        flat = images.reshape(len(images), images.shape[1] * images.shape[2])
         blank = flat.min(axis=1) == flat.max(axis=1) if len(images) else np.zeros(0, bool)
         yield images, mjd, blank
 
@@ -472,6 +472,12 @@ class TorchClassifier(ObjectClassifier):
         finally:
             torch.set_num_threads(threads)
         return out
+
+    def _pool_objects(self, log_proba: list[np.ndarray], owners: list[np.ndarray], n: int) -> np.ndarray:
+        """Probabilities of ``n`` objects from their items' batches; uniform for an object without items."""
+        if not log_proba:
+            return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
+        return pool_log_proba(np.concatenate(log_proba), np.concatenate(owners), n)
 
     def _prepare_inference(self) -> None:
         """Pick the network that predicts: the fitted one, or its bfloat16 copy.

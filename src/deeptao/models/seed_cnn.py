@@ -26,7 +26,6 @@ from torch.utils.data import DataLoader
 from deeptao.data.datasets import ImageBatchSampler, ImageDataset, normalize_images, usable_positions
 from deeptao.models._registry import register_model
 from deeptao.models._torch import MaxPool2x2, Source, TorchClassifier, _digest, make_loader
-from deeptao.training import pool_log_proba
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -286,10 +285,7 @@ class SeedCNNClassifier(TorchClassifier):
                 yield parts
 
         log_proba = self._log_proba_jobs(batches(), lambda parts: self._batch(np.concatenate(parts)))
-        n_classes = len(self.classes_)
-        if not log_proba:
-            return np.full((n, n_classes), 1.0 / n_classes)
-        return pool_log_proba(np.concatenate(log_proba), np.concatenate(pooled_owner), n)
+        return self._pool_objects(log_proba, pooled_owner, n)
 
 
 @register_model("seed-cnn")

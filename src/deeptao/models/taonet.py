@@ -55,7 +55,6 @@ from deeptao.data.datasets import (
 )
 from deeptao.models._registry import register_model
 from deeptao.models._torch import MaxPool2x2, Source, TorchClassifier, make_loader
-from deeptao.training import pool_log_proba
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -248,10 +247,7 @@ class TaoNetClassifier(TorchClassifier):
                 if len(pending) >= windows_per_batch:
                     flush()
         flush()
-        n_classes = len(self.classes_)
-        if not log_proba:
-            return np.full((n, n_classes), 1.0 / n_classes)
-        return pool_log_proba(np.concatenate(log_proba), np.concatenate(owners), n)
+        return self._pool_objects(log_proba, owners, n)
 
 
 @register_model("taonet")
