@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+import math
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+import deeptao.evaluation
 from deeptao.evaluation import (
+    BOOTSTRAP_SEED,
     TASK_CLASSES,
     RunError,
     aggregate,
+    balanced_accuracy_from_confusion,
+    bootstrap_macro_f1,
+    display_order,
     evaluate_run,
     leakage_gaps,
     load_predictions,
+    macro_f1_ci,
+    macro_f1_from_confusion,
     make_predictions,
     object_level_from_images,
     save_predictions,
@@ -75,6 +86,11 @@ def test_score_matches_sklearn_with_missing_classes():
     assert s.f1[SIX.index("BZ")] == 0 and s.f1[SIX.index("OTHER")] == 0
     assert not np.isnan(s.confusion_normalized).any()
     assert s.classes == tuple(SIX) and s.seeds == (0,)
+    # OTHER has no true objects: it has no recall and is left out, as scikit-learn does
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        expected_bacc = balanced_accuracy_score(y_true, y_pred)
+    assert s.balanced_accuracy == pytest.approx(expected_bacc)
+    assert np.isnan(s.macro_f1_ci).all()  # per-seed scores carry no interval
 
 
 @settings(max_examples=40, deadline=None)
@@ -143,6 +159,150 @@ def test_aggregate_is_mean_and_sample_std_over_seeds():
 
     one = summary["taonet"]
     assert one.n_seeds == 1 and np.isnan(one.macro_f1_std) and np.isnan(one.f1_std).all()
+    assert np.isnan(one.balanced_accuracy_std)
+
+
+def test_aggregate_balanced_accuracy_is_mean_over_seeds():
+    rng = np.random.default_rng(13)
+    per_seed, parts = [], []
+    for seed in (0, 1, 2):
+        yt = random_labels(rng, 80, SIX)
+        yp = [t if rng.random() < 0.6 else p for t, p in zip(yt, random_labels(rng, 80, SIX))]
+        per_seed.append(balanced_accuracy_score(yt, yp))
+        parts.append(frame(yt, yp, seed=seed, rng=rng))
+    (s,) = aggregate(score(pd.concat(parts, ignore_index=True)))
+    assert s.balanced_accuracy == pytest.approx(np.mean(per_seed))
+    assert s.balanced_accuracy_std == pytest.approx(np.std(per_seed, ddof=1))
+    # a mean over seeds, not the balanced accuracy of the confusion matrix summed over seeds
+    assert s.balanced_accuracy != pytest.approx(balanced_accuracy_from_confusion(s.confusion), rel=1e-9)
+    assert math.isnan(balanced_accuracy_from_confusion(np.zeros((3, 3), dtype=int)))
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def test_fast_macro_f1_equals_sklearn_on_random_resamples():
+    rng = np.random.default_rng(7)
+    for task in TASK_CLASSES:
+        classes = list(TASK_CLASSES[task])
+        # a class missing from the truth and one never predicted exercise zero_division
+        y_true = np.array(random_labels(rng, 120, classes[1:] if len(classes) > 2 else classes))
+        y_pred = np.array(random_labels(rng, 120, classes[:-1] if len(classes) > 2 else classes))
+        resamples = [rng.integers(0, len(y_true), size=len(y_true)) for _ in range(25)]
+        stack = np.stack([confusion_matrix(y_true[i], y_pred[i], labels=classes) for i in resamples])
+        fast = macro_f1_from_confusion(stack)
+        slow = [f1_score(y_true[i], y_pred[i], labels=classes, average="macro", zero_division=0) for i in resamples]
+        assert fast.shape == (25,)
+        np.testing.assert_array_equal(fast, slow)  # same formula, same floating-point operations
+    assert float(macro_f1_from_confusion(np.zeros((3, 3), dtype=int))) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        macro_f1_from_confusion(np.zeros((2, 3)))
+
+
+def _seeds(rng, n_seeds=3, n=60, accuracy=0.5, classes=SIX):
+    out = []
+    for _ in range(n_seeds):
+        yt = np.array(random_labels(rng, n, classes))
+        yp = np.where(rng.random(n) < accuracy, yt, np.array(random_labels(rng, n, classes)))
+        out.append((yt, yp))
+    return out
+
+
+def test_bootstrap_matches_a_slow_sklearn_bootstrap_with_the_same_seed():
+    """Spell each multinomial draw out as a resample of items and score it with scikit-learn."""
+    rng = np.random.default_rng(8)
+    seeds = _seeds(rng, n=50)
+    n_boot = 150
+    confusions = [confusion_matrix(yt, yp, labels=SIX) for yt, yp in seeds]
+
+    slow_rng = np.random.default_rng(BOOTSTRAP_SEED)
+    total = np.zeros(n_boot)
+    for yt, yp in seeds:
+        cells = [(t, p) for t in SIX for p in SIX]
+        cm = confusion_matrix(yt, yp, labels=SIX).ravel()
+        draws = slow_rng.multinomial(len(yt), cm / len(yt), size=n_boot)
+        for b, counts in enumerate(draws):
+            items = [cell for cell, k in zip(cells, counts) for _ in range(k)]
+            assert len(items) == len(yt)
+            t, p = zip(*items)
+            total[b] += f1_score(t, p, labels=SIX, average="macro", zero_division=0)
+    slow = total / len(seeds)
+
+    fast = bootstrap_macro_f1(confusions, n_boot=n_boot, seed=BOOTSTRAP_SEED)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=0)
+    lo, hi = macro_f1_ci(confusions, n_boot=n_boot, seed=BOOTSTRAP_SEED)
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(slow, [2.5, 97.5])), rel=1e-12)
+
+
+def test_multinomial_bootstrap_has_the_distribution_of_item_resampling():
+    """The textbook bootstrap (draw item indices) and the multinomial draw agree within Monte Carlo error."""
+    rng = np.random.default_rng(9)
+    seeds = _seeds(rng, n=60)
+    n_boot = 20_000
+    index_rng = np.random.default_rng(1)
+    total = np.zeros(n_boot)
+    for yt, yp in seeds:
+        idx = index_rng.integers(0, len(yt), size=(n_boot, len(yt)))
+        codes = (pd.Categorical(yt, SIX).codes * 6 + pd.Categorical(yp, SIX).codes)[idx]
+        flat = (codes + 36 * np.arange(n_boot)[:, None]).ravel()
+        total += macro_f1_from_confusion(np.bincount(flat, minlength=36 * n_boot).reshape(n_boot, 6, 6))
+    textbook = total / len(seeds)
+
+    fast = bootstrap_macro_f1([confusion_matrix(yt, yp, labels=SIX) for yt, yp in seeds], n_boot=n_boot, seed=2)
+    # Monte Carlo standard errors here are below 0.001
+    assert fast.mean() == pytest.approx(textbook.mean(), abs=0.002)
+    assert fast.std() == pytest.approx(textbook.std(), rel=0.03)
+    np.testing.assert_allclose(np.percentile(fast, [2.5, 97.5]), np.percentile(textbook, [2.5, 97.5]), atol=0.005)
+
+
+def test_aggregate_stores_a_reproducible_interval_around_the_mean():
+    rng = np.random.default_rng(10)
+    seeds = _seeds(rng, n=150)
+    table = pd.concat([frame(yt, yp, seed=k, rng=rng) for k, (yt, yp) in enumerate(seeds)], ignore_index=True)
+    (s,) = aggregate(score(table))
+    lo, hi = s.macro_f1_ci
+    assert lo < s.macro_f1 < hi and hi - lo < 0.3
+    expected = macro_f1_ci([confusion_matrix(yt, yp, labels=SIX) for yt, yp in seeds])
+    assert s.macro_f1_ci == expected
+
+    # same numbers again, and whatever other settings share the table
+    other = frame(*seeds[0], model="lc-rf", task="6class", rng=rng)
+    again = {x.model: x for x in aggregate(score(pd.concat([table, other], ignore_index=True)))}
+    assert again["seed-cnn"].macro_f1_ci == s.macro_f1_ci
+    # more test items, narrower interval
+    wide = aggregate(score(pd.concat([frame(yt[:30], yp[:30], seed=k, rng=rng) for k, (yt, yp) in enumerate(seeds)])))
+    assert wide[0].macro_f1_ci[1] - wide[0].macro_f1_ci[0] > hi - lo
+    (none,) = aggregate(score(table), n_boot=0)
+    assert np.isnan(none.macro_f1_ci).all()
+
+
+def test_bootstrap_is_fast_for_objects_and_images():
+    rng = np.random.default_rng(11)
+    small = [confusion_matrix(yt, yp, labels=SIX) for yt, yp in _seeds(rng, n=300)]
+    images = [rng.multinomial(50_000, np.full(36, 1 / 36)).reshape(6, 6) for _ in range(3)]
+    for confusions in (small, images):
+        start = time.perf_counter()
+        lo, hi = macro_f1_ci(confusions, n_boot=1000)
+        assert time.perf_counter() - start < 0.5
+        assert 0 <= lo < hi <= 1
+
+
+def test_bootstrap_rejects_what_it_cannot_resample():
+    with pytest.raises(ValueError, match="no confusion"):
+        bootstrap_macro_f1([])
+    with pytest.raises(ValueError, match="non-negative"):
+        bootstrap_macro_f1([np.zeros((2, 2), dtype=int)])
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_macro_f1([np.eye(2, dtype=int)], n_boot=0)
+    with pytest.raises(ValueError, match="level"):
+        macro_f1_ci([np.eye(2, dtype=int)], level=95)
+
+
+def test_display_order_puts_taonet_lc_between_taonet_and_the_forest():
+    rng = np.random.default_rng(12)
+    models = ["lc-rf", "zeta-net", "taonet-lc", "seed-cnn", "taonet"]
+    table = pd.concat([frame(*_seeds(rng, 1, n=10)[0], model=m, rng=rng) for m in models], ignore_index=True)
+    assert [s.model for s in display_order(score(table))] == ["seed-cnn", "taonet", "taonet-lc", "lc-rf", "zeta-net"]
 
 
 def test_leakage_gap_is_image_minus_object_for_same_setting():
@@ -236,8 +396,10 @@ def test_evaluate_run_round_trip(tmp_path):
     )
 
     result = evaluate_run(tmp_path)
-    for name in ("metrics.json", "f1_scores.csv", "confusion_matrix.png"):
+    for name in ("metrics.json", "f1_scores.csv"):
         assert (tmp_path / name).stat().st_size > 0
+    assert not (tmp_path / "confusion_matrix.png").exists()  # figures are plotting's job
+    assert set(result.files) == {"metrics", "f1_scores"}
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"runs", "per_seed"} <= set(metrics)
@@ -252,8 +414,19 @@ def test_evaluate_run_round_trip(tmp_path):
     assert cnn["macro_f1"] == pytest.approx(np.mean(macros))
     assert cnn["macro_f1_std"] == pytest.approx(np.std(macros, ddof=1))
     assert cnn["confusion_matrix"] == sum(confusion_matrix(*raw[s], labels=SIX) for s in (0, 1, 2)).tolist()
+    lo, hi = cnn["macro_f1_ci95"]
+    assert [lo, hi] == pytest.approx(macro_f1_ci([confusion_matrix(*raw[s], labels=SIX) for s in (0, 1, 2)]))
+    assert lo < cnn["macro_f1"] < hi
+    baccs = [balanced_accuracy_score(*raw[s]) for s in (0, 1, 2)]
+    assert cnn["balanced_accuracy"] == pytest.approx(np.mean(baccs))
+    assert cnn["balanced_accuracy_std"] == pytest.approx(np.std(baccs, ddof=1))
+    assert metrics["bootstrap"]["replicates"] == 1000 and metrics["bootstrap"]["confidence"] == 0.95
+    per_seed_cnn = {r["seed"]: r for r in metrics["per_seed"] if r["model"] == "seed-cnn"}
+    assert per_seed_cnn[1]["balanced_accuracy"] == pytest.approx(baccs[1])
+    assert "macro_f1_ci95" not in per_seed_cnn[1]
     tao = runs[("taonet", "5class")]
     assert tao["n_seeds"] == 1 and tao["macro_f1_std"] is None and tao["classes"] == SIX[:5]
+    assert tao["macro_f1_ci95"] == pytest.approx(list(macro_f1_ci([confusion_matrix(yt5, yp5, labels=SIX[:5])])))
     assert tao["per_class_f1"] == pytest.approx(
         dict(zip(SIX[:5], f1_score(yt5, yp5, labels=SIX[:5], average=None, zero_division=0)))
     )
@@ -272,13 +445,13 @@ def test_evaluate_run_round_trip(tmp_path):
 
     # a rerun rewrites byte-identical tables
     before = (tmp_path / "metrics.json").read_bytes(), (tmp_path / "f1_scores.csv").read_bytes()
-    evaluate_run(tmp_path, plot=False)
+    evaluate_run(tmp_path)
     assert before == ((tmp_path / "metrics.json").read_bytes(), (tmp_path / "f1_scores.csv").read_bytes())
 
 
 def test_single_seed_csv_has_no_std_columns(tmp_path):
     save_predictions(frame(["SN", "AGN", "NON"], ["SN", "NON", "NON"]), tmp_path)
-    evaluate_run(tmp_path, plot=False)
+    evaluate_run(tmp_path)
     csv = pd.read_csv(tmp_path / "f1_scores.csv")
     assert not any(c.endswith("_std") for c in csv.columns)
 
@@ -307,3 +480,17 @@ def test_corrupt_predictions_file_is_a_one_line_error(tmp_path):
     with pytest.raises(RunError) as err:
         evaluate_run(tmp_path)
     assert "\n" not in str(err.value) and str(tmp_path / "predictions.parquet") in str(err.value)
+
+
+def test_evaluation_never_imports_plotting_or_the_report():
+    """Plotting and the report depend on evaluation, never the reverse (no import cycle, no matplotlib)."""
+    tree = ast.parse(inspect.getsource(deeptao.evaluation))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    forbidden = ("deeptao.plotting", "deeptao.report", "matplotlib")
+    assert not [name for name in imported if name.startswith(forbidden)]
+    assert "plot" not in inspect.signature(evaluate_run).parameters

@@ -2,10 +2,13 @@
 
 A run writes ``RUN/predictions.parquet``: one row per scored item (an object,
 or one image of an object) for every model, split protocol, task and seed.
-Everything else in the run folder -- ``metrics.json``, ``f1_scores.csv``,
-``confusion_matrix.png`` and the report -- is derived from that table by
-:func:`evaluate_run`, so a metric can always be traced back to the predictions
-that produced it and rebuilt after a change to the scoring code.
+Everything else in the run folder is derived from that table:
+``metrics.json`` and ``f1_scores.csv`` by :func:`evaluate_run`,
+``confusion_matrix.png`` by :func:`deeptao.plotting.plot_run_figures` and the
+report by :func:`deeptao.report.write_report`, so a metric can always be
+traced back to the predictions that produced it and rebuilt after a change to
+the scoring code. This module draws nothing: plotting and the report depend
+on it, never the reverse.
 
 Predictions schema (one row per scored item):
 
@@ -28,6 +31,12 @@ task are NaN. Scores are grouped by (model, split, task, level, seed) and then
 summarised over seeds as a mean and a *sample* standard deviation (``ddof=1``,
 the usual estimate of seed-to-seed spread); with a single seed the standard
 deviation is NaN (``null`` in JSON, empty in CSV), never a misleading 0.
+
+The seed-to-seed spread says nothing about how much a macro F1 owes to the
+few test objects it was measured on, so each summary also carries a 95 %
+percentile bootstrap interval of the seed-mean macro F1 (see
+:func:`bootstrap_macro_f1`): each seed's scored items are resampled with
+replacement, that seed's macro F1 recomputed, and the seeds averaged.
 """
 
 from __future__ import annotations
@@ -41,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from deeptao.data.tasks import TASKS, task_classes
 
@@ -55,6 +63,9 @@ __all__ = [
     "F1_FILE",
     "CONFUSION_FILE",
     "STD_DDOF",
+    "BOOTSTRAP_REPLICATES",
+    "BOOTSTRAP_SEED",
+    "CI_LEVEL",
     "RunError",
     "Score",
     "Evaluation",
@@ -64,6 +75,10 @@ __all__ = [
     "save_predictions",
     "load_predictions",
     "score",
+    "macro_f1_from_confusion",
+    "balanced_accuracy_from_confusion",
+    "bootstrap_macro_f1",
+    "macro_f1_ci",
     "aggregate",
     "leakage_gaps",
     "display_order",
@@ -86,9 +101,17 @@ PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 F1_FILE = "f1_scores.csv"
 CONFUSION_FILE = "confusion_matrix.png"
+"""Drawn by :func:`deeptao.plotting.plot_run_figures`; named here with the other run files."""
 
 STD_DDOF = 1
 """Standard deviations over seeds are sample standard deviations."""
+
+BOOTSTRAP_REPLICATES = 1000
+"""Bootstrap replicates per summarised setting; 1000 puts the 2.5 % tail on 25 replicates."""
+BOOTSTRAP_SEED = 20_240_917
+"""Fixed seed of every bootstrap, so ``metrics.json`` is identical from one evaluation to the next."""
+CI_LEVEL = 0.95
+"""Coverage of the macro F1 interval."""
 
 _BASE_COLUMNS = ("model", "split", "task", "seed", "level", "item", "y_true", "y_pred")
 
@@ -299,11 +322,13 @@ def load_predictions(run_dir: str | Path) -> pd.DataFrame:
 class Score:
     """Per-class and macro scores of one run, or of several seeds of one setting.
 
-    Arrays follow ``classes``. For a summary over seeds, precision/recall/F1
-    and ``macro_f1`` are means over seeds, the ``*_std`` fields their sample
-    standard deviations (NaN with one seed), and ``support`` and
-    ``confusion`` are summed over seeds, so rows of ``confusion`` still add up
-    to ``support``.
+    Arrays follow ``classes``. For a summary over seeds, precision/recall/F1,
+    ``macro_f1`` and ``balanced_accuracy`` are means over seeds, the ``*_std``
+    fields their sample standard deviations (NaN with one seed), and
+    ``support`` and ``confusion`` are summed over seeds, so rows of
+    ``confusion`` still add up to ``support``. ``macro_f1_ci`` is the
+    bootstrap interval of the seed-mean macro F1 (:func:`aggregate`), NaN
+    where it was not computed (a per-seed score).
     """
 
     model: str
@@ -323,6 +348,9 @@ class Score:
     recall_std: np.ndarray = field(default=None)  # type: ignore[assignment]
     f1_std: np.ndarray = field(default=None)  # type: ignore[assignment]
     macro_f1_per_seed: tuple[float, ...] = ()
+    balanced_accuracy: float = math.nan
+    balanced_accuracy_std: float = math.nan
+    macro_f1_ci: tuple[float, float] = (math.nan, math.nan)
 
     def __post_init__(self) -> None:
         nan = np.full(len(self.classes), np.nan)
@@ -359,8 +387,13 @@ def score(predictions: pd.DataFrame) -> list[Score]:
     Per-class precision, recall and F1 use scikit-learn with the task's
     classes as labels and ``zero_division=0``, so a class never predicted or
     absent from the test set counts as 0 in the macro average rather than
-    being dropped from it.
+    being dropped from it. Balanced accuracy is the mean recall over the
+    classes present in the test set (:func:`balanced_accuracy_from_confusion`).
     """
+    # scikit-learn costs a second to import; loaded here so that importing this
+    # module (as plotting and the report do) stays cheap
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     frame = validate_predictions(predictions)
     out = []
     for (model, split, task, level, seed), rows in frame.groupby(list(KEY_COLUMNS), sort=True):
@@ -370,6 +403,7 @@ def score(predictions: pd.DataFrame) -> list[Score]:
         precision, recall, f1, support = precision_recall_fscore_support(
             y_true, y_pred, labels=list(classes), zero_division=0
         )
+        confusion = confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64)
         out.append(
             Score(
                 model=model,
@@ -382,11 +416,122 @@ def score(predictions: pd.DataFrame) -> list[Score]:
                 recall=np.asarray(recall, dtype=np.float64),
                 f1=np.asarray(f1, dtype=np.float64),
                 support=np.asarray(support, dtype=np.int64),
-                confusion=confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64),
+                confusion=confusion,
                 macro_f1=float(np.mean(f1)),
+                balanced_accuracy=balanced_accuracy_from_confusion(confusion),
             )
         )
     return display_order(out)
+
+
+def macro_f1_from_confusion(confusion: np.ndarray) -> np.ndarray:
+    """Macro F1 of one confusion matrix or a stack of them, without scikit-learn.
+
+    The bootstrap scores thousands of resampled confusion matrices, too many
+    for one scikit-learn call each. Per class F1 = 2 TP / (true + predicted),
+    which is scikit-learn's formula, and 0 where the class is neither true
+    nor predicted (``zero_division=0``), so the result equals
+    ``f1_score(..., labels=classes, average="macro", zero_division=0)``.
+
+    Parameters
+    ----------
+    confusion : numpy.ndarray
+        Counts of shape ``(..., K, K)``: rows true class, columns predicted.
+
+    Returns
+    -------
+    numpy.ndarray
+        Macro F1 of shape ``(...)`` (a 0-d array for one matrix).
+    """
+    counts = np.asarray(confusion)
+    if counts.ndim < 2 or counts.shape[-1] != counts.shape[-2]:
+        raise ValueError(f"confusion matrices must have shape (..., K, K), not {counts.shape}")
+    tp = np.diagonal(counts, axis1=-2, axis2=-1).astype(np.float64)
+    denom = (counts.sum(axis=-1) + counts.sum(axis=-2)).astype(np.float64)
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+    return f1.mean(axis=-1)
+
+
+def balanced_accuracy_from_confusion(confusion: np.ndarray) -> float:
+    """Mean recall over the classes that occur in the test set (NaN if none does).
+
+    Unlike macro F1 it ignores precision, so it reads as "how often is an
+    object of a typical class found"; a class absent from the test set has no
+    recall and is left out, as in :func:`sklearn.metrics.balanced_accuracy_score`.
+    """
+    counts = np.asarray(confusion, dtype=np.float64)
+    true = counts.sum(axis=1)
+    present = true > 0
+    if not present.any():
+        return math.nan
+    return float(np.mean(np.diag(counts)[present] / true[present]))
+
+
+def bootstrap_macro_f1(
+    confusions: Sequence[np.ndarray], *, n_boot: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
+    """Bootstrap replicates of the seed-mean macro F1, one value per replicate.
+
+    Replicate ``b`` resamples each seed's ``n`` scored items with replacement,
+    recomputes that seed's macro F1 and averages over seeds. Macro F1 depends
+    on the items only through their confusion matrix, and the confusion
+    matrix of ``n`` items drawn with replacement is multinomial with ``n``
+    trials and the observed cell fractions as probabilities. So the resample
+    is drawn as one multinomial per seed and replicate: the same distribution
+    as drawing item indices, at a cost of ``n_boot * K**2`` whatever the
+    number of items, so image-level settings (tens of thousands of images)
+    get the full ``n_boot`` replicates too.
+
+    Parameters
+    ----------
+    confusions : sequence of numpy.ndarray
+        One ``(K, K)`` confusion matrix of counts per seed.
+    n_boot : int
+        Number of replicates.
+    seed : int
+        Seed of the :class:`numpy.random.Generator`; seeds are drawn in the
+        order given, ``rng.multinomial(n, counts.ravel() / n, size=n_boot)``
+        each.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_boot`` seed-mean macro F1 values.
+    """
+    if n_boot <= 0:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    if not confusions:
+        raise ValueError("no confusion matrices to resample")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_boot)
+    for counts in confusions:
+        counts = np.asarray(counts, dtype=np.int64)
+        k = counts.shape[0]
+        n = int(counts.sum())
+        if counts.shape != (k, k) or n <= 0 or (counts < 0).any():
+            raise ValueError(f"each seed needs a square confusion matrix of non-negative counts, not {counts.tolist()}")
+        draws = rng.multinomial(n, counts.ravel() / n, size=n_boot).reshape(n_boot, k, k)
+        total += macro_f1_from_confusion(draws)
+    return total / len(confusions)
+
+
+def macro_f1_ci(
+    confusions: Sequence[np.ndarray],
+    *,
+    n_boot: int = BOOTSTRAP_REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CI_LEVEL,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the seed-mean macro F1 (see :func:`bootstrap_macro_f1`).
+
+    Returns the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the
+    replicates (numpy's default linear interpolation).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    replicates = bootstrap_macro_f1(confusions, n_boot=n_boot, seed=seed)
+    lo, hi = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
 
 
 def _std(values: np.ndarray) -> np.ndarray:
@@ -395,8 +540,18 @@ def _std(values: np.ndarray) -> np.ndarray:
     return np.std(values, axis=0, ddof=STD_DDOF)
 
 
-def aggregate(scores: Sequence[Score]) -> list[Score]:
-    """Summarise per-seed scores over seeds: mean and sample std (``ddof=1``)."""
+def aggregate(
+    scores: Sequence[Score], *, n_boot: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> list[Score]:
+    """Summarise per-seed scores over seeds: mean, sample std (``ddof=1``) and bootstrap interval.
+
+    ``macro_f1_ci`` is :func:`macro_f1_ci` of the runs' confusion matrices,
+    which hold all the bootstrap needs, so no predictions table is required.
+    Every setting uses the same ``seed``, so its interval does not depend on
+    which other settings are in the table. ``n_boot=0`` skips the bootstrap,
+    as does a run that already spans several seeds (its confusion matrix is a
+    sum and cannot be resampled per seed); the interval is then NaN.
+    """
     groups: dict[tuple[str, str, str, str], list[Score]] = {}
     for s in scores:
         groups.setdefault(s.key, []).append(s)
@@ -410,6 +565,10 @@ def aggregate(scores: Sequence[Score]) -> list[Score]:
             raise ValueError(f"runs of {'/'.join(key)} disagree on classes")
         stack = {name: np.stack([getattr(s, name) for s in runs]) for name in ("precision", "recall", "f1")}
         macro = np.array([s.macro_f1 for s in runs])
+        balanced = np.array([s.balanced_accuracy for s in runs])
+        ci = (math.nan, math.nan)
+        if n_boot > 0 and all(s.n_seeds == 1 and s.confusion.sum() > 0 for s in runs):
+            ci = macro_f1_ci([s.confusion for s in runs], n_boot=n_boot, seed=seed)
         out.append(
             Score(
                 model=key[0],
@@ -429,6 +588,9 @@ def aggregate(scores: Sequence[Score]) -> list[Score]:
                 recall_std=_std(stack["recall"]),
                 f1_std=_std(stack["f1"]),
                 macro_f1_per_seed=tuple(float(m) for m in macro),
+                balanced_accuracy=float(balanced.mean()),
+                balanced_accuracy_std=float(_std(balanced[:, None])[0]),
+                macro_f1_ci=ci,
             )
         )
     return display_order(out)
@@ -463,7 +625,7 @@ def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
     return gaps
 
 
-_MODEL_ORDER = ("seed-cnn", "taonet", "lc-rf")
+_MODEL_ORDER = ("seed-cnn", "taonet", "taonet-lc", "lc-rf")
 
 
 def display_order(scores: Iterable[Score]) -> list[Score]:
@@ -505,6 +667,12 @@ def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
     entry |= {
         "macro_f1": s.macro_f1,
         "macro_f1_std": None if per_seed else _num(s.macro_f1_std),
+    }
+    if not per_seed:
+        lo, hi = s.macro_f1_ci
+        entry["macro_f1_ci95"] = None if math.isnan(lo) or math.isnan(hi) else [lo, hi]
+    entry |= {
+        "balanced_accuracy": _num(s.balanced_accuracy),
         "per_class_f1": _per_class(s.classes, s.f1),
         "per_class_precision": _per_class(s.classes, s.precision),
         "per_class_recall": _per_class(s.classes, s.recall),
@@ -514,6 +682,7 @@ def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
     }
     if not per_seed:
         entry |= {
+            "balanced_accuracy_std": _num(s.balanced_accuracy_std),
             "macro_f1_per_seed": list(s.macro_f1_per_seed),
             "per_class_f1_std": _per_class(s.classes, s.f1_std),
             "per_class_precision_std": _per_class(s.classes, s.precision_std),
@@ -522,24 +691,39 @@ def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
     return entry
 
 
-def metrics_dict(per_seed: Sequence[Score], summary: Sequence[Score]) -> dict[str, Any]:
+def metrics_dict(
+    per_seed: Sequence[Score], summary: Sequence[Score], *, n_boot: int = BOOTSTRAP_REPLICATES
+) -> dict[str, Any]:
     """The content of ``metrics.json``.
 
     ``runs`` has one entry per (model, split, task, level) summarised over
     seeds (``n_seeds``; std is null with one seed; support and confusion
-    matrix summed over seeds); ``per_seed`` has one entry per seed (``seed``).
+    matrix summed over seeds; ``macro_f1_ci95`` is ``[lo, hi]``, or null when
+    not computed); ``per_seed`` has one entry per seed (``seed``).
+    ``bootstrap`` records how the intervals were drawn; ``n_boot`` must be
+    the value the summary was aggregated with.
     """
     return {
         "std_ddof": STD_DDOF,
+        "bootstrap": {
+            "method": "percentile bootstrap of the seed-mean macro F1; each seed's scored items resampled "
+            "with replacement (drawn as a multinomial over its confusion-matrix cells)",
+            "confidence": CI_LEVEL,
+            "replicates": n_boot,
+            "seed": BOOTSTRAP_SEED,
+        },
         "runs": [_score_entry(s, per_seed=False) for s in summary],
         "per_seed": [_score_entry(s, per_seed=True) for s in per_seed],
         "leakage_gaps": leakage_gaps(summary),
     }
 
 
-def write_metrics_json(per_seed: Sequence[Score], summary: Sequence[Score], path: str | Path) -> Path:
+def write_metrics_json(
+    per_seed: Sequence[Score], summary: Sequence[Score], path: str | Path, *, n_boot: int = BOOTSTRAP_REPLICATES
+) -> Path:
+    """Write :func:`metrics_dict` as strict JSON (NaN becomes ``null``)."""
     path = Path(path)
-    path.write_text(json.dumps(metrics_dict(per_seed, summary), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(metrics_dict(per_seed, summary, n_boot=n_boot), indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -584,23 +768,22 @@ class Evaluation:
     files: dict[str, Path]
 
 
-def evaluate_run(run_dir: str | Path, *, plot: bool = True) -> Evaluation:
-    """Re-score a run from ``RUN/predictions.parquet`` and rewrite its derived files.
+def evaluate_run(run_dir: str | Path, *, n_boot: int = BOOTSTRAP_REPLICATES) -> Evaluation:
+    """Re-score a run from ``RUN/predictions.parquet`` and rewrite its tables.
 
-    Writes ``metrics.json``, ``f1_scores.csv`` and (with ``plot``)
-    ``confusion_matrix.png``. Raises :class:`RunError` when the folder holds
-    no usable predictions.
+    Writes ``metrics.json`` and ``f1_scores.csv`` only; the figures are drawn
+    from the returned :class:`Evaluation` by
+    :func:`deeptao.plotting.plot_run_figures`, so scoring needs no
+    matplotlib. ``n_boot`` is the number of bootstrap replicates of the macro
+    F1 interval (0: no interval). Raises :class:`RunError` when the folder
+    holds no usable predictions.
     """
     run_dir = Path(run_dir)
     predictions = load_predictions(run_dir)
     per_seed = score(predictions)
-    summary = aggregate(per_seed)
+    summary = aggregate(per_seed, n_boot=n_boot)
     files = {
-        "metrics": write_metrics_json(per_seed, summary, run_dir / METRICS_FILE),
+        "metrics": write_metrics_json(per_seed, summary, run_dir / METRICS_FILE, n_boot=n_boot),
         "f1_scores": write_f1_csv(summary, run_dir / F1_FILE),
     }
-    if plot:
-        from deeptao.plotting import plot_confusion_matrices  # matplotlib only when drawing
-
-        files["confusion_matrix"] = plot_confusion_matrices(summary, run_dir / CONFUSION_FILE)
     return Evaluation(per_seed=per_seed, summary=summary, files=files)

@@ -1,5 +1,9 @@
 """Figures for a run: confusion matrices, object cutouts, sample images, training curves.
 
+Figures are drawn from what :mod:`deeptao.evaluation` computed
+(:func:`plot_run_figures` takes its :class:`~deeptao.evaluation.Evaluation`);
+evaluation itself never imports this module, so scoring needs no matplotlib.
+
 Figures are built as bare :class:`matplotlib.figure.Figure` objects rendered by
 the Agg canvas, never through ``pyplot``: nothing is registered in a global
 figure manager, so a long replication cannot leak figures, and importing this
@@ -19,7 +23,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,11 +32,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deeptao.evaluation import Score
+from deeptao.evaluation import CONFUSION_FILE, Evaluation, Score, display_order
 
 __all__ = [
     "zscale_limits",
+    "plot_run_figures",
     "plot_confusion_matrices",
     "plot_object",
     "show_object",
@@ -102,8 +106,6 @@ def plot_confusion_matrices(scores: Sequence[Score], out_png: str | Path, *, nco
     """
     if not scores:
         raise ValueError("no scores to plot")
-    from deeptao.evaluation import display_order
-
     scores = display_order(scores)
     n = len(scores)
     ncols = max(1, min(ncols, n))
@@ -133,6 +135,18 @@ def plot_confusion_matrices(scores: Sequence[Score], out_png: str | Path, *, nco
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="fraction of true class")
     return _save(fig, out_png)
+
+
+def plot_run_figures(evaluation: Evaluation, run_dir: str | Path) -> dict[str, Path]:
+    """Draw the figures that follow from a run's scores into ``run_dir``.
+
+    Today that is ``confusion_matrix.png`` (:data:`deeptao.evaluation.CONFUSION_FILE`)
+    from ``evaluation.summary``. The keys match those of ``evaluation.files``,
+    so ``{**evaluation.files, **plot_run_figures(evaluation, run_dir)}`` lists
+    every file the run's scoring wrote.
+    """
+    run_dir = Path(run_dir)
+    return {"confusion_matrix": plot_confusion_matrices(evaluation.summary, run_dir / CONFUSION_FILE)}
 
 
 # ------------------------------------------------------------------- cutouts

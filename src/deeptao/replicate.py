@@ -7,9 +7,14 @@ interrupted run picks up where it stopped:
 2. the cache (``RUN/cache``, see :mod:`deeptao.data.cache`);
 3. per seed, a split by object group (``split.csv``), and for seed-cnn also the
    leaky image split that the public replication used, to measure the leakage;
-4. per model, split protocol and seed, a fit on train (validation steering
-   early stopping) and predictions on test, in ``RUN/models/<stage>/``;
-5. the scores, figures and ``report.md``.
+4. per task, model, split protocol and seed, a fit on train (validation
+   steering model selection) and predictions on test, in ``RUN/models/<stage>/``;
+5. the scores (mean ± std over seeds and a bootstrap interval), figures and
+   ``report.md``.
+
+By default every model runs on the six-class task and on the five transient
+classes TAO-Net was published on, with three seeds: one split and one
+training run tell little on a hundred test objects.
 """
 
 from __future__ import annotations
@@ -40,10 +45,10 @@ class ReplicateOptions:
     """Defaults of ``deeptao replicate``; the command-line flags are generated from these fields."""
 
     data: Path | None = option("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
-    task: str = option("classification task", default="6class", choices=("6class", "5class", "binary"))
-    models: tuple[str, ...] = option("models to train", default=("seed-cnn", "taonet", "lc-rf"))
+    tasks: tuple[str, ...] = option("classification tasks (the image split runs on the first only)", default=("6class", "5class"), choices=("6class", "5class", "binary"))
+    models: tuple[str, ...] = option("models to train", default=("seed-cnn", "taonet", "taonet-lc", "lc-rf"))
     split: str = option("object (honest), image (the leaky protocol, seed-cnn only) or both", default="both", choices=("object", "image", "both"))
-    seeds: int = option("repeat with this many seeds (split and training); reports mean ± std", default=1)
+    seeds: int = option("repeat with this many seeds (split and training); reports mean ± std and a bootstrap interval", default=3)
     max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
     max_epochs: int | None = option("epochs per network (default: each model's own)", default=None)
     max_minutes: float | None = option("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
@@ -52,7 +57,7 @@ class ReplicateOptions:
     workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
 
 
-_NETWORKS = ("seed-cnn", "taonet")
+_NETWORKS = ("seed-cnn", "taonet", "taonet-lc")
 
 
 def _log(message: str) -> None:
@@ -80,8 +85,11 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
     if prep.bad_files:
         _log(f"skipped {len(prep.bad_files)} bad files (see {out / 'cache' / 'bad_files.csv'})")
     cache = open_cache(out / "cache")
-    task = select_task(opts.task, cache.labels_array())
-    _log(f"{len(task.rows)} objects, {int(cache.objects['n_images'].iloc[task.rows].sum())} images for task {opts.task}")
+    tasks = [select_task(name, cache.labels_array()) for name in opts.tasks]
+    task = tasks[0]
+    for name, t in zip(opts.tasks, tasks, strict=True):
+        _log(f"{len(t.rows)} objects, {int(cache.objects['n_images'].iloc[t.rows].sum())} images for task {name}")
+    _prepare_inputs(cache, opts)
 
     split_modes = {"object": ("object",), "image": ("image",), "both": ("object", "image")}[opts.split]
     predictions_done = []
@@ -98,13 +106,15 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
             _, image_split = split_cache(cache, mode="image", seed=seed)
         if seed == 0:
             split_sizes = _split_sizes(cache, task, object_split if "object" in split_modes else None, image_split)
-        for model in opts.models:
-            for mode in split_modes:
-                if mode == "image" and model != "seed-cnn":
-                    continue
-                stage = out / "models" / f"{model}-{mode}-seed{seed}"
-                frame = _run_stage(cache, task, opts, model, mode, seed, object_split, image_split, stage)
-                predictions_done.append(frame)
+        for k, (task_name, task_data) in enumerate(zip(opts.tasks, tasks, strict=True)):
+            for model in opts.models:
+                for mode in split_modes:
+                    if mode == "image" and (model != "seed-cnn" or k > 0):
+                        continue
+                    tag = "" if k == 0 else f"-{task_name}"
+                    stage = out / "models" / f"{model}-{mode}{tag}-seed{seed}"
+                    frame = _run_stage(cache, task_data, task_name, opts, model, mode, seed, object_split, image_split, stage)
+                    predictions_done.append(frame)
 
     save_predictions(pd.concat(predictions_done, ignore_index=True), out)
     _log("scoring")
@@ -131,8 +141,13 @@ def _check(opts: ReplicateOptions) -> None:
     from deeptao.data.tasks import TASKS
     from deeptao.models import list_models
 
-    if opts.task not in TASKS:
-        raise ValueError(f"unknown task {opts.task!r}; known tasks: {', '.join(TASKS)}")
+    if not opts.tasks:
+        raise ValueError("no task given")
+    for task in opts.tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    if len(set(opts.tasks)) != len(opts.tasks):
+        raise ValueError(f"tasks repeat: {' '.join(opts.tasks)}")
     known = list_models()
     for model in opts.models:
         if model not in known:
@@ -171,9 +186,26 @@ def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
     return kw
 
 
+def _prepare_inputs(cache: Any, opts: ReplicateOptions) -> None:
+    """Compute, once, what the models read from the cache: light-curve features and the nights' representation."""
+    from deeptao.data.representation import open_sequences
+    from deeptao.lightcurves import compute_features
+
+    workers = opts.workers or os.cpu_count() or 1
+    if any(m in opts.models for m in ("lc-rf", "taonet-lc")):
+        t = time.perf_counter()
+        compute_features(cache, workers=workers)
+        _log(f"light-curve features ready in {time.perf_counter() - t:.0f} s")
+    if any(m in opts.models for m in ("taonet", "taonet-lc")):
+        t = time.perf_counter()
+        open_sequences(cache)
+        _log(f"nightly co-adds ready in {time.perf_counter() - t:.0f} s")
+
+
 def _run_stage(
     cache: Any,
     task: Any,
+    task_name: str,
     opts: ReplicateOptions,
     model: str,
     mode: str,
@@ -197,7 +229,7 @@ def _run_stage(
     y_all = np.full(len(cache), -1, dtype=np.int64)
     y_all[task.rows] = task.y
     frames = []
-    common = dict(model=model, split=mode, task=opts.task, seed=seed)
+    common = dict(model=model, split=mode, task=task_name, seed=seed)
     if mode == "object":
         part = object_split[task.rows]
         train, val, test = (task.rows[part == name] for name in ("train", "val", "test"))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from deeptao.evaluation import (
+    BOOTSTRAP_REPLICATES,
+    CI_LEVEL,
     CONFUSION_FILE,
     STD_DDOF,
     TASK_CLASSES,
@@ -62,7 +64,10 @@ class Anchor:
 
     ``value`` and ``std`` are fractions. ``cls`` is set for a per-class F1.
     ``task`` is our task used for the comparison; ``caveat`` says where the
-    published setting differs from ours.
+    published setting differs from ours. ``model`` is our model of the same
+    kind as the published one (its cell is the like-for-like comparison and
+    is set in bold); every other model's number in the same setting is shown
+    beside it for context.
     """
 
     source: str
@@ -73,6 +78,7 @@ class Anchor:
     std: float | None = None
     cls: str | None = None
     caveat: str = ""
+    model: str | None = None
 
 
 ANCHORS: tuple[Anchor, ...] = (
@@ -83,9 +89,12 @@ ANCHORS: tuple[Anchor, ...] = (
         "image",
         0.9438,
         caveat="images of one object on both sides of the split",
+        model="seed-cnn",
     ),
-    Anchor("TAO-Net paper", "TAO-Net (CNN + GRU on image sequences)", "5class", "object", 0.5458, 0.1332),
-    Anchor("TAO-Net paper", "random forest on light curves", "5class", "object", 0.4549, 0.1375),
+    Anchor(
+        "TAO-Net paper", "TAO-Net (CNN + GRU on image sequences)", "5class", "object", 0.5458, 0.1332, model="taonet"
+    ),
+    Anchor("TAO-Net paper", "random forest on light curves", "5class", "object", 0.4549, 0.1375, model="lc-rf"),
     Anchor(
         "MANTRA paper",
         "random forest on light curves, transient vs non-transient",
@@ -93,6 +102,7 @@ ANCHORS: tuple[Anchor, ...] = (
         "object",
         0.9625,
         caveat="light curves from the CRTS catalogue, not these cutouts",
+        model="lc-rf",
     ),
     Anchor(
         "MANTRA paper",
@@ -101,6 +111,7 @@ ANCHORS: tuple[Anchor, ...] = (
         "object",
         0.5279,
         caveat="8 classes there, 6 here: not the same task",
+        model="lc-rf",
     ),
     *(
         Anchor(
@@ -111,6 +122,7 @@ ANCHORS: tuple[Anchor, ...] = (
             value,
             cls=cls,
             caveat="per-class F1 from a different class set",
+            model="lc-rf",
         )
         for cls, value in (
             ("SN", 0.501),
@@ -204,6 +216,16 @@ def _pm(mean: float, std: float) -> str:
     return f"{_pct(mean)} ± {_pct(std)}" if math.isfinite(std) else _pct(mean)
 
 
+def _ci(interval: tuple[float, float]) -> str:
+    lo, hi = interval
+    return f"[{_pct(lo)}, {_pct(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
+def _macro(s: Score) -> str:
+    """Macro F1 as mean ± std over seeds, then the bootstrap interval when there is one."""
+    return " ".join(part for part in (_pm(s.macro_f1, s.macro_f1_std), _ci(s.macro_f1_ci)) if part)
+
+
 def _count(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
 
@@ -285,6 +307,10 @@ def _section_results(summary: Sequence[Score]) -> list[str]:
         "",
         "F1 in %, per class and macro-averaged over the task's classes (a class never predicted counts as 0).",
         f"With several seeds each cell is mean ± sample standard deviation over seeds (ddof={STD_DDOF}).",
+        f"Brackets give a {100 * CI_LEVEL:.0f} % percentile bootstrap interval of the seed-mean macro F1: each seed's",
+        f"test items resampled with replacement, {BOOTSTRAP_REPLICATES} times; it shows how much the score owes to the",
+        "particular test items, which the spread over seeds does not. Balanced accuracy is the mean recall over",
+        "the classes in the test set.",
         "Object level: one prediction per object. Image level: one prediction per image. The image split puts",
         "images of one object on both sides, so its numbers measure memory as much as classification.",
         "",
@@ -303,7 +329,10 @@ def _section_results(summary: Sequence[Score]) -> list[str]:
         for i, cls in enumerate(classes):
             n = first.support[i] / first.n_seeds
             rows.append([cls, _count(round(n, 1))] + [_pm(here[m].f1[i], here[m].f1_std[i]) for m in models])
-        rows.append(["**macro F1**", ""] + [f"**{_pm(here[m].macro_f1, here[m].macro_f1_std)}**" for m in models])
+        rows.append(["**macro F1**", ""] + [f"**{_macro(here[m])}**" for m in models])
+        rows.append(
+            ["balanced accuracy", ""] + [_pm(here[m].balanced_accuracy, here[m].balanced_accuracy_std) for m in models]
+        )
         rows.append(["spread over classes", ""] + [_pct(here[m].class_spread) for m in models])
         rows.append(["seeds", ""] + [str(here[m].n_seeds) for m in models])
         header = ["class", f"test {unit} per seed"] + models
@@ -351,7 +380,7 @@ def _ours_for(anchor: Anchor, model: str, by_key: Mapping[tuple[str, str, str, s
         if s is None:
             continue
         if anchor.cls is None:
-            value = _pm(s.macro_f1, s.macro_f1_std)
+            value = _macro(s)
         elif anchor.cls in s.classes:
             i = s.classes.index(anchor.cls)
             value = _pm(s.f1[i], s.f1_std[i])
@@ -369,7 +398,9 @@ def _section_anchors(summary: Sequence[Score], simulated: bool | None) -> list[s
         "",
         "Published F1 in % from the Deep-TAO / TAO-Net and MANTRA papers and from one public replication, beside",
         "ours in the closest setting (same task and split protocol; object level, or image level for the",
-        "image-split replication where the model scores images). Our ± is over seeds.",
+        "image-split replication where the model scores images). Our ± is over seeds, brackets the bootstrap",
+        "interval of the macro F1. **Bold**: our model of the same kind as the published one; '—': that model",
+        "was not scored in this setting.",
         "",
     ]
     if simulated:
@@ -378,7 +409,11 @@ def _section_anchors(summary: Sequence[Score], simulated: bool | None) -> list[s
     for a in ANCHORS:
         published = _pm(a.value, a.std if a.std is not None else math.nan)
         setting = f"{_TASK_TITLES.get(a.task, a.task)}, {a.split} split"
-        rows.append([a.result, a.source, setting, published] + [_ours_for(a, m, by_key) for m in models] + [a.caveat])
+        ours = []
+        for m in models:
+            cell = _ours_for(a, m, by_key)
+            ours.append(f"**{cell}**" if m == a.model and cell != "—" else cell)
+        rows.append([a.result, a.source, setting, published] + ours + [a.caveat])
     header = ["published result", "source", "our setting", "published"] + [f"ours: {m}" for m in models] + ["caveat"]
     lines += _table(header, rows, "lllr" + "r" * len(models) + "l")
     return lines + [""]

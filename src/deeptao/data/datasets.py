@@ -1,28 +1,29 @@
-"""Torch datasets over a prepared cache: one image, or one object's image sequence.
+"""Torch datasets over a prepared cache: single images (seed-cnn), or whole objects' nights (taonet).
 
-Pixels stay on disk: a dataset holds the cache (memory-mapped) and index
-arrays only, so its memory does not grow with the survey. A pickled dataset
-(as DataLoader workers started with ``spawn`` receive it) carries the cache,
-whose pickling drops its memory maps; each worker reopens them lazily.
+Pixels stay on disk: a dataset holds the cache or the sequence store
+(memory-mapped) and index arrays only, so its memory does not grow with the
+survey. A pickled dataset (as DataLoader workers started with ``spawn``
+receive it) drops its memory maps; each worker reopens them lazily.
 
-Which items a batch holds, and how each is flipped or cropped, is decided by
+Which items a batch holds, and how each is flipped or thinned, is decided by
 the batch samplers below from ``(seed, epoch)`` alone. The datasets are pure
 functions of those keys, so an epoch reads the same with any number of
 workers, and a resumed run repeats the epochs it would have run.
 
-Normalisation works per image: subtract the median, divide by the robust noise
-(1.4826 x MAD), compress with asinh. The sky level (~2,000 ADU) and its noise
-vary from night to night and field to field; the source, in units of noise,
-is what is comparable. A constant (blank) image becomes zeros.
+Single images (the public replication's protocol) are standardised one by one
+(:func:`normalize_images`). Sequence networks see the representation of
+:mod:`deeptao.data.representation` instead, where one noise scale per object
+keeps the relative flux between nights.
 
 Augmentation in training is one of the eight flips/rotations of the square:
-the sky has no preferred orientation. Single images each get their own; a
-sequence gets one for all its images, because the cutouts of one object are
+the sky has no preferred orientation. Single images each get their own; an
+object gets one for all its images, because the cutouts of one object are
 aligned on the sky and what moves or changes between them is the signal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,20 +32,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from deeptao.data.representation import SCALAR_NAMES, ObjectNights, compress
+
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
+    from deeptao.data.representation import SequenceStore
 
 __all__ = [
     "normalize_images",
     "dihedral",
-    "time_gaps",
     "ImageDataset",
-    "SequenceDataset",
+    "NightDataset",
+    "night_arrays",
+    "collate_nights",
     "ImageBatchSampler",
-    "SequenceBatchSampler",
-    "sequence_windows",
-    "CROP_MODES",
-    "collate_sequences",
+    "ObjectBatchSampler",
     "collate_images",
     "passthrough",
     "usable_positions",
@@ -55,6 +57,10 @@ _MAD_TO_SIGMA = 1.4826
 
 def normalize_images(images: np.ndarray) -> np.ndarray:
     """Robust per-image standardisation of raw counts, as float32 of the same shape.
+
+    Subtract the median, divide by the robust noise (1.4826 x MAD), compress
+    with asinh: what the public replication's single-image network is fed. A
+    constant (blank) image becomes zeros.
 
     Median and MAD come from every second pixel in each direction (1,024 of
     4,096): as robust as the full image for a 64 x 64 cutout of mostly sky, and
@@ -110,17 +116,6 @@ def dihedral(images: np.ndarray, code: int) -> np.ndarray:
     if code & 4:
         images = images[..., ::-1]
     return np.rot90(images, k=code & 3, axes=(-2, -1))
-
-
-def time_gaps(mjd: np.ndarray) -> np.ndarray:
-    """log1p of the days since the previous image (0 for the first), as float32.
-
-    The log keeps minutes within a night (~0.007 d), nights, and seasonal gaps
-    (hundreds of days) on one usable scale.
-    """
-    mjd = np.asarray(mjd, dtype=np.float64)
-    gaps = np.diff(mjd, prepend=mjd[:1]) if len(mjd) else mjd
-    return np.log1p(np.clip(gaps, 0.0, None)).astype(np.float32)
 
 
 def usable_positions(blank: np.ndarray) -> np.ndarray:
@@ -213,96 +208,132 @@ def _split_keys(keys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return pos, codes
 
 
-class SequenceDataset(Dataset):
-    """One item per object: its images in MJD order, with time gaps.
+def night_arrays(obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A network's inputs for one object (see :mod:`deeptao.data.representation`).
 
-    Items are ``{"x": (T, 1, 64, 64) float32, "dt": (T,) float32, "length": T,
-    "y": int, "owner": int}``; :func:`collate_sequences` pads them. Blank images
-    are left out (they carry no light), unless an object has nothing else.
+    ``x`` (T, 2, c, c): the compressed co-add and co-add - reference of each
+    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, 5).
+    ``code`` flips/rotates every image of the object alike (:func:`dihedral`);
+    ``keep`` selects nights (training's night dropout). An object with no
+    night gets one empty night, so every object has an input.
+    """
+    coadd, reference = obj.coadd, obj.reference
+    scalars = obj.scalars()
+    if len(coadd) == 0:
+        coadd = np.zeros((1, *reference.shape), np.float32)
+        scalars = np.zeros((1, len(SCALAR_NAMES)), np.float32)
+    if keep is not None and len(obj):
+        coadd, scalars = coadd[keep], scalars[keep]
+    x = np.stack([compress(coadd), compress(coadd - reference[None])], axis=1)
+    ref = compress(reference)[None]
+    if code:
+        x, ref = dihedral(x, code), dihedral(ref, code)
+    return {"x": np.ascontiguousarray(x, np.float32), "ref": np.ascontiguousarray(ref, np.float32), "scalars": scalars}
 
-    Keys for ``__getitems__`` are object positions (whole sequence) or tuples
-    ``(position, selected, code)``: ``selected`` the ascending positions of the
-    images to use among the object's usable ones, ``code`` a :func:`dihedral`
-    transform applied to all of them, so the source keeps its place from image
-    to image.
+
+class NightDataset(Dataset):
+    """One item per object: its nights as the sequence networks see them.
+
+    Keys for ``__getitems__`` are object positions, or ``(position, code,
+    drop_seed)`` tuples from :class:`ObjectBatchSampler`: ``code`` a
+    :func:`dihedral` transform for all of the object's images, ``drop_seed``
+    (>= 0) the seed that draws which nights ``night_dropout`` leaves out.
+
+    Parameters
+    ----------
+    store : SequenceStore
+        The cache's representation (:func:`deeptao.data.representation.open_sequences`).
+    object_rows : int array
+        Rows of the cache's objects.
+    y : int array, optional
+    features : float array (n, F), optional
+        Per-object features handed to the network as ``features`` (taonet-lc).
+    night_dropout : float, default=0
+        Training only: the chance that each night is left out (one always stays).
+    noise : float, default=0
+        Training only: Gaussian noise of this many times each night's own noise
+        is added to its co-add, so that no two epochs show an object's pixels
+        alike and the network cannot learn a field by heart.
     """
 
     def __init__(
         self,
-        cache: PreparedCache,
+        store: SequenceStore,
         object_rows: np.ndarray,
         y: np.ndarray | None = None,
+        features: np.ndarray | None = None,
         *,
-        drop_blank: bool = True,
+        night_dropout: float = 0.0,
+        noise: float = 0.0,
     ) -> None:
-        self.cache = cache
+        self.store = store
         self.object_rows = np.asarray(object_rows, dtype=np.int64)
         self.y = _labels(y, len(self.object_rows))
-        objects, images = cache.objects, cache.images
-        starts = objects["image_start"].to_numpy(np.int64)[self.object_rows]
-        counts = objects["n_images"].to_numpy(np.int64)[self.object_rows]
-        blank = images["blank"].to_numpy(bool) if drop_blank else np.zeros(len(images), bool)
-        mjd = images["mjd"].to_numpy(np.float64)
-        keep, offsets = [], [0]
-        for s, c in zip(starts, counts, strict=True):
-            local = usable_positions(blank[s : s + c])
-            keep.append(local)
-            offsets.append(offsets[-1] + len(local))
-        self._local = np.concatenate(keep) if keep else np.zeros(0, np.int64)
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._starts = starts
-        self._mjd = mjd[np.repeat(starts, np.diff(self._offsets)) + self._local]
-        self.lengths = np.diff(self._offsets)
+        if features is not None:
+            features = np.asarray(features, dtype=np.float32)
+            if features.shape[0] != len(self.object_rows):
+                raise ValueError(f"features has {features.shape[0]} rows for {len(self.object_rows)} objects")
+        self.features = features
+        if not 0.0 <= night_dropout < 1.0:
+            raise ValueError(f"night_dropout must be in [0, 1), got {night_dropout!r}")
+        self.night_dropout = float(night_dropout)
+        if not noise >= 0.0:
+            raise ValueError(f"noise must be >= 0, got {noise!r}")
+        self.noise = float(noise)
+        self.lengths = store.lengths[self.object_rows]
 
     def __len__(self) -> int:
         return len(self.object_rows)
 
-    def _item(self, key: int | tuple[int, Any, int]) -> dict[str, Any]:
-        if isinstance(key, tuple):
-            pos, selected, code = key
-        else:
-            pos, selected, code = key, None, 0
-        lo, hi = self._offsets[pos], self._offsets[pos + 1]
-        chosen = np.arange(lo, hi) if selected is None else lo + np.asarray(selected, dtype=np.int64)
-        if len(chosen) and (chosen[0] < lo or chosen[-1] >= hi):
-            raise IndexError(f"object {pos} has {hi - lo} usable images; asked for positions {selected!r}")
-        raw = self.cache.object_images(int(self.object_rows[pos]))
-        x = normalize_images(raw[self._local[chosen]])
-        if code:
-            x = dihedral(x, int(code))
-        return {
-            "x": torch.from_numpy(np.ascontiguousarray(x)[:, None]),
-            "dt": torch.from_numpy(time_gaps(self._mjd[chosen])),
-            "length": len(chosen),
-            "y": int(self.y[pos]),
-            "owner": int(pos),
-        }
+    def _item(self, key: int | tuple[int, int, int]) -> dict[str, Any]:
+        pos, code, drop_seed = key if isinstance(key, tuple) else (key, 0, -1)
+        obj = self.store.object(int(self.object_rows[pos]))
+        keep = None
+        if drop_seed >= 0 and len(obj):
+            rng = np.random.default_rng(drop_seed)
+            if self.night_dropout > 0 and len(obj) > 1:
+                keep = rng.random(len(obj)) >= self.night_dropout
+                if not keep.any():
+                    keep[rng.integers(len(obj))] = True
+            if self.noise > 0:
+                extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
+                extra *= (self.noise * obj.night_noise)[:, None, None]
+                obj = dataclasses.replace(obj, coadd=obj.coadd + extra)
+        item: dict[str, Any] = night_arrays(obj, int(code), keep)
+        item["y"] = int(self.y[pos])
+        item["owner"] = int(pos)
+        if self.features is not None:
+            item["features"] = self.features[pos]
+        return item
 
-    def __getitem__(self, key: int | tuple[int, Any, int]) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int, int]) -> dict[str, Any]:
         return self._item(key)
 
-    def __getitems__(self, keys: Sequence[int | tuple[int, Any, int]]) -> dict[str, torch.Tensor]:
-        return collate_sequences([self._item(k) for k in keys])
+    def __getitems__(self, keys: Sequence[int | tuple[int, int, int]]) -> dict[str, torch.Tensor]:
+        return collate_nights([self._item(k) for k in keys])
 
 
-def collate_sequences(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Pad sequences to the longest in the batch; ``lengths`` say where each ends."""
-    lengths = torch.as_tensor([s["length"] for s in samples], dtype=torch.int64)
-    t_max = max(int(lengths.max()), 1) if len(samples) else 1
-    shape = samples[0]["x"].shape[1:] if samples else (1, 64, 64)
-    x = torch.zeros((len(samples), t_max, *shape), dtype=torch.float32)
-    dt = torch.zeros((len(samples), t_max), dtype=torch.float32)
-    for i, s in enumerate(samples):
-        x[i, : s["length"]] = s["x"]
-        dt[i, : s["length"]] = s["dt"]
-    return {
-        "x": x,
-        "dt": dt,
-        "lengths": lengths,
-        "y": torch.as_tensor([s["y"] for s in samples], dtype=torch.int64),
-        "owner": torch.as_tensor([s["owner"] for s in samples], dtype=torch.int64),
+def collate_nights(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Pad night sequences to the longest in the batch; ``lengths`` say where each ends."""
+    lengths = np.array([len(it["x"]) for it in items], dtype=np.int64)
+    t_max = int(lengths.max()) if len(items) else 1
+    first = items[0]
+    x = np.zeros((len(items), t_max, *first["x"].shape[1:]), np.float32)
+    scalars = np.zeros((len(items), t_max, first["scalars"].shape[1]), np.float32)
+    for i, it in enumerate(items):
+        x[i, : lengths[i]] = it["x"]
+        scalars[i, : lengths[i]] = it["scalars"]
+    batch = {
+        "x": torch.from_numpy(x),
+        "ref": torch.from_numpy(np.stack([it["ref"] for it in items])),
+        "scalars": torch.from_numpy(scalars),
+        "lengths": torch.from_numpy(lengths),
+        "y": torch.as_tensor([it.get("y", -1) for it in items], dtype=torch.int64),
+        "owner": torch.as_tensor([it.get("owner", k) for k, it in enumerate(items)], dtype=torch.int64),
     }
-
+    if "features" in first:
+        batch["features"] = torch.from_numpy(np.stack([it["features"] for it in items]).astype(np.float32))
+    return batch
 
 # --------------------------------------------------------------------------- samplers
 
@@ -396,82 +427,28 @@ class ImageBatchSampler(_EpochBatchSampler):
         return items.tolist()
 
 
-CROP_MODES = ("subsample", "window")
+class ObjectBatchSampler(_EpochBatchSampler):
+    """Batches of whole objects: shuffled, each with a random flip/rotation and a night-dropout seed, in training.
 
-
-def sequence_windows(lengths: np.ndarray, max_len: int, mode: str = "subsample") -> list[tuple[int, np.ndarray]]:
-    """Fixed selections ``(position, selected)`` of at most ``max_len`` images covering every sequence.
-
-    A sequence longer than ``max_len`` is split into ``n = ceil(L / max_len)``
-    selections that together hold every image: in ``"subsample"`` mode the
-    interleaved subsets ``k::n`` (each spanning the whole history, as the
-    training subsamples do); in ``"window"`` mode contiguous windows spread
-    evenly from the first image to the last (overlapping a little when ``L``
-    is not a multiple of ``max_len``).
-    """
-    if mode not in CROP_MODES:
-        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
-    out = []
-    for pos, length in enumerate(np.asarray(lengths, dtype=np.int64)):
-        length = int(length)
-        n = max(1, math.ceil(length / max_len))
-        if mode == "subsample":
-            out.extend((pos, np.arange(k, length, n)) for k in range(n))
-        else:
-            width = min(length, max_len)
-            starts = np.round(np.linspace(0, length - width, n)).astype(int) if n > 1 else [0]
-            out.extend((pos, np.arange(s, s + width)) for s in starts)
-    return out
-
-
-class SequenceBatchSampler(_EpochBatchSampler):
-    """Batches of image selections from sequences.
-
-    Training (``train=True``): each epoch visits every object once in random
-    order; a sequence longer than ``max_len`` is cut to ``max_len`` images —
-    a random sorted subset of them (``"subsample"``: the whole history, thinner)
-    or a random contiguous window (``"window"``: a stretch of it, complete) —
-    with one random flip/rotation per sequence. Evaluation: the fixed
-    selections of :func:`sequence_windows`, in order.
+    Evaluation (``train=False``) gives the objects in order, untransformed.
+    A sampler that knows the batch's labels could balance classes here; the
+    networks weight the loss instead (:func:`deeptao.training.balanced_class_weights`),
+    which keeps every object in every epoch.
     """
 
-    def __init__(
-        self,
-        lengths: np.ndarray,
-        batch_size: int,
-        *,
-        max_len: int,
-        mode: str = "subsample",
-        train: bool = False,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, n_items: int, batch_size: int, *, train: bool = False, seed: int = 0) -> None:
         super().__init__(batch_size, seed=seed)
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
-        if mode not in CROP_MODES:
-            raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.max_len = int(max_len)
-        self.mode = mode
+        self.n_items = int(n_items)
         self.train = train
-        self._windows = None if train else sequence_windows(self.lengths, self.max_len, mode)
 
     def _n_items(self) -> int:
-        return len(self.lengths) if self.train else len(self._windows)
+        return self.n_items
 
     def _plan(self) -> list[Any]:
         if not self.train:
-            return [(p, sel, 0) for p, sel in self._windows]
+            return list(range(self.n_items))
         rng = np.random.default_rng([self.seed, self.epoch])
-        plan = []
-        for pos in rng.permutation(len(self.lengths)):
-            length = int(self.lengths[pos])
-            if length <= self.max_len:
-                selected = np.arange(length)
-            elif self.mode == "subsample":
-                selected = np.sort(rng.choice(length, self.max_len, replace=False))
-            else:
-                start = int(rng.integers(0, length - self.max_len + 1))
-                selected = np.arange(start, start + self.max_len)
-            plan.append((int(pos), selected, int(rng.integers(0, 8))))
-        return plan
+        order = rng.permutation(self.n_items)
+        codes = rng.integers(0, 8, self.n_items)
+        drops = rng.integers(0, 2**31 - 1, self.n_items)
+        return [(int(p), int(c), int(d)) for p, c, d in zip(order, codes, drops, strict=True)]

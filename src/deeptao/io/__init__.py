@@ -1,5 +1,6 @@
 """Reading Deep-TAO FITS files: one file, one :class:`TaoObject`."""
 
+from deeptao.io._exposures import NIGHT_GAP_DAYS, assign_nights, blank_images, duplicate_exposures, order_exposures
 from deeptao.io._reader import (
     IMAGE_SHAPE,
     TaoFormatError,
@@ -11,6 +12,11 @@ from deeptao.io._reader import (
 )
 
 __all__ = [
+    "NIGHT_GAP_DAYS",
+    "assign_nights",
+    "blank_images",
+    "duplicate_exposures",
+    "order_exposures",
     "IMAGE_SHAPE",
     "TaoFormatError",
     "TaoObject",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from deeptao import CLASSES
+from deeptao.io._exposures import blank_images, duplicate_exposures
 from deeptao.io._fits import FitsStructureError, read_bintable, read_image_stack, scan_hdus
 
 __all__ = ["TaoObject", "TaoFormatError", "read_object", "iter_fits_files", "IMAGE_SHAPE"]
@@ -213,11 +214,9 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
             raise TaoFormatError(path, "image has pixel values outside 0..65535")
         images = np.rint(images).astype(np.uint16)
 
-    flat = images.reshape(len(images), -1)
-    blank = flat.min(axis=1) == flat.max(axis=1)
+    blank = blank_images(images)
     mjd_sorted = mjd[order]
-    duplicate = np.zeros(n_rows, dtype=bool)
-    duplicate[1:] = mjd_sorted[1:] == mjd_sorted[:-1]
+    duplicate = duplicate_exposures(mjd_sorted)
 
     columns: dict[str, Any] = {"hdu_ext": hdu_ext[order], "mjd": mjd_sorted}
     for name in ("date", "field_id", "cutout", "set_number", "obs_in_seq"):

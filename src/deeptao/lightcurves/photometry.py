@@ -30,6 +30,8 @@ import pandas as pd
 from astropy.stats import sigma_clip
 from astropy.utils.exceptions import AstropyUserWarning
 
+from deeptao.io import NIGHT_GAP_DAYS, assign_nights
+
 __all__ = [
     "PhotometrySettings",
     "photometry",
@@ -96,7 +98,7 @@ class PhotometrySettings:
     clip_sigma: float = 3.0
     clip_iters: int = 5
     saturation: int = 65535
-    night_gap: float = 0.5
+    night_gap: float = NIGHT_GAP_DAYS
 
     def __post_init__(self) -> None:
         if not (self.aperture > 0):
@@ -331,20 +333,6 @@ def asinh_magnitude(
     mag = zero_point - _MAG_PER_LN * (np.arcsinh(flux / (2.0 * softening)) + math.log(softening))
     err = _MAG_PER_LN * flux_err / np.sqrt(flux**2 + 4.0 * softening**2)
     return mag, err
-
-
-def assign_nights(mjd: np.ndarray, night_gap: float = 0.5) -> np.ndarray:
-    """Night index of each exposure (``mjd`` ascending): a gap over ``night_gap`` days starts a night.
-
-    A gap rule needs no site longitude, and CRTS's nightly visits span well under
-    an hour while consecutive nights are at least half a day apart.
-    """
-    mjd = np.asarray(mjd, dtype=np.float64)
-    if mjd.size and np.any(np.diff(mjd) < 0):
-        raise ValueError("mjd must be in ascending order to assign nights")
-    if mjd.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate([[0], np.cumsum(np.diff(mjd) > night_gap)]).astype(np.int64)
 
 
 def nightly_bin(

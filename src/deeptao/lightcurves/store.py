@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from deeptao.io import order_exposures
 from deeptao.lightcurves.features import FEATURE_NAMES, FEATURES_VERSION, feature_matrix, pad_lightcurves
 from deeptao.lightcurves.photometry import PhotometrySettings, bin_nights, measure, nightly_bin, photometry
 
@@ -88,11 +89,9 @@ def features_from_arrays(
             # Flag what the reader flags, the same way, so that a file scores
             # alike whether it comes through the cache or on its own.
             order = np.argsort(mjd, kind="stable")
-            images, mjd = images[order], mjd[order]
-            flat = images.reshape(len(images), -1)
-            blank = flat.min(axis=1) == flat.max(axis=1) if len(seq) == 2 else np.asarray(seq[2])[order]
-            duplicate = np.zeros(len(mjd), dtype=bool)
-            duplicate[1:] = mjd[1:] == mjd[:-1]
+            images, mjd, blank, duplicate = order_exposures(images, mjd)
+            if len(seq) == 3:
+                blank = np.asarray(seq[2], dtype=bool)[order]
             seq = (images, mjd, blank, duplicate)
         nights.append(object_lightcurve(*seq, settings=settings)[1])
     return pd.DataFrame(_features_of_nights(nights), columns=list(FEATURE_NAMES))

@@ -1,10 +1,3 @@
 """Imports every built-in model module so that its builders register themselves."""
 
-import importlib
-
-for _module in ("seed_cnn", "taonet", "lc_rf"):
-    try:
-        importlib.import_module(f"deeptao.models.{_module}")
-    except ModuleNotFoundError as exc:  # a model module not written yet
-        if exc.name != f"deeptao.models.{_module}":
-            raise
+from deeptao.models import lc_rf, seed_cnn, taonet, taonet_lc  # noqa: F401

@@ -16,9 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -31,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from deeptao.data.datasets import passthrough
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
-from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module, pool_log_proba
+from deeptao.io import order_exposures
+from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -53,11 +52,10 @@ _FORMAT_VERSION = 1
 #: one object's images (uint16, (n, 64, 64), MJD order), their MJDs, and which are blank
 Source = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-# Parameters that change how long or where a training runs, not what it learns:
-# a checkpoint made under other values of these may be resumed.
-_RUN_ONLY = frozenset(
-    {"max_epochs", "max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size"}
-)
+# Parameters that change where a training runs or how it is watched, not what it
+# learns: a checkpoint made under other values of these may be resumed. (The
+# epoch count is not one of them: the learning-rate schedule spans it.)
+_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size"})
 
 
 class ModelFileError(ValueError):
@@ -124,7 +122,7 @@ def cache_sources(cache: PreparedCache, rows: np.ndarray) -> Iterator[Source]:
 
 
 def array_sources(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[Source]:
-    """Objects given as ``(images, mjd)`` pairs, put in MJD order, blanks found by variance.
+    """Objects given as ``(images, mjd)`` pairs, put in MJD order and flagged as the reader flags them.
 
     Raises
     ------
@@ -132,16 +130,10 @@ def array_sources(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[So
         If images are not ``(n, H, W)`` or ``mjd`` does not have one value per image.
     """
     for k, (images, mjd) in enumerate(items):
-        images = np.asarray(images)
-        mjd = np.asarray(mjd, dtype=np.float64)
-        if images.ndim != 3 or mjd.shape != (len(images),):
-            raise ValueError(
-                f"object {k}: need images (n, H, W) and mjd (n,), got {images.shape} and {mjd.shape}"
-            )
-        order = np.argsort(mjd, kind="stable")
-        images, mjd = images[order], mjd[order]
-        flat = images.reshape(len(images), images.shape[1] * images.shape[2])
-        blank = flat.min(axis=1) == flat.max(axis=1) if len(images) else np.zeros(0, bool)
+        try:
+            images, mjd, blank, _ = order_exposures(images, mjd)
+        except ValueError as exc:
+            raise ValueError(f"object {k}: {exc}") from None
         yield images, mjd, blank
 
 
@@ -192,10 +184,16 @@ class TorchClassifier(ObjectClassifier):
     eval_batch_size : int
         Images per forward pass when predicting.
     lr, weight_decay : float
-        AdamW.
+        AdamW (peak learning rate).
+    schedule : {"cosine", "constant"}
+        Warm-up then cosine decay over the whole run, or a constant rate.
+    warmup : float
+        Share of the optimiser steps spent warming up.
     patience : int
         Epochs without validation improvement before stopping.
-    monitor : {"val_f1", "val_loss"}
+    monitor : {"val_loss", "val_f1"}
+        What picks the kept epoch and stops training: validation loss by
+        default (macro F1 on a hundred objects is mostly noise).
     class_weight : {"balanced", "none"}
         Loss weights inverse to class frequency in the training items, or
         none (None works too, except through ``create_model``, which drops it).
@@ -234,8 +232,10 @@ class TorchClassifier(ObjectClassifier):
         eval_batch_size: int = 256,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        warmup: float = 0.05,
         patience: int = 5,
-        monitor: str = "val_f1",
+        monitor: str = "val_loss",
         class_weight: str | None = "balanced",
         limit_train_batches: int | float | None = None,
         max_objects: int | None = None,
@@ -252,6 +252,8 @@ class TorchClassifier(ObjectClassifier):
         self.eval_batch_size = eval_batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.warmup = warmup
         self.patience = patience
         self.monitor = monitor
         self.class_weight = class_weight
@@ -317,6 +319,9 @@ class TorchClassifier(ObjectClassifier):
         # channels-last: the layout oneDNN convolutions run fastest in on CPU
         return self._build_network(n_classes).to(memory_format=torch.channels_last)
 
+    def _init_network(self, network: nn.Module) -> None:
+        """Set what a fresh network learns from the training data before any step (none by default)."""
+
     def _precision(self) -> str:
         return resolve_precision(self.precision, self._device())
 
@@ -358,9 +363,10 @@ class TorchClassifier(ObjectClassifier):
     ) -> TorchClassifier:
         self._check_params()
         classes = tuple(str(c) for c in classes)
+        train_loader, val_loader, y_items = make_loaders()
         torch.manual_seed(seed)
         network = self._network(len(classes))
-        train_loader, val_loader, y_items = make_loaders()
+        self._init_network(network)
         if len(y_items) == 0:
             raise ValueError("no training items: the training rows hold no images")
         weights = balanced_class_weights(y_items, len(classes)) if self.class_weight == "balanced" else None
@@ -370,6 +376,9 @@ class TorchClassifier(ObjectClassifier):
             lr=self.lr,
             weight_decay=self.weight_decay,
             class_weights=None if weights is None else weights.tolist(),
+            schedule=self.schedule,
+            warmup=self.warmup,
+            pool_items=self._validation_pooling(),
         )
         fingerprint = {
             "model": self.name,
@@ -443,41 +452,12 @@ class TorchClassifier(ObjectClassifier):
             return torch.log_softmax(logits.float(), dim=1).cpu().numpy()
 
     def _log_proba_jobs(self, jobs: Iterable[_Job], make_batch: Callable[[_Job], dict[str, torch.Tensor]]) -> list[np.ndarray]:
-        """Log-probabilities of ``make_batch(job)`` for each job, in order (after :meth:`_prepare_inference`).
+        """Log-probabilities of ``make_batch(job)`` for each job, in order (after :meth:`_prepare_inference`)."""
+        return [self._log_proba(make_batch(job)) for job in jobs]
 
-        On a CPU with several torch threads, as many Python threads each run
-        whole batches (reading, normalising, the network) with one torch thread:
-        small convolutions split poorly across cores, and one batch's
-        normalisation overlaps another's network. On 2 cores this predicts
-        about 5 % more images per second than one batch at a time on both. At
-        most two batches per thread are in flight, so memory stays bounded.
-        """
-
-        def run(job: _Job) -> np.ndarray:
-            return self._log_proba(make_batch(job))
-
-        threads = torch.get_num_threads()
-        if next(self._predictor[0].parameters()).device.type != "cpu" or threads < 2:
-            return [run(job) for job in jobs]
-        out: list[np.ndarray] = []
-        torch.set_num_threads(1)  # read by each new thread when it first runs a torch op
-        try:
-            with ThreadPoolExecutor(threads, thread_name_prefix="deeptao-predict") as pool:
-                window: deque = deque()
-                for job in jobs:
-                    window.append(pool.submit(run, job))
-                    if len(window) >= 2 * threads:
-                        out.append(window.popleft().result())
-                out.extend(f.result() for f in window)
-        finally:
-            torch.set_num_threads(threads)
-        return out
-
-    def _pool_objects(self, log_proba: list[np.ndarray], owners: list[np.ndarray], n: int) -> np.ndarray:
-        """Probabilities of ``n`` objects from their items' batches; uniform for an object without items."""
-        if not log_proba:
-            return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
-        return pool_log_proba(np.concatenate(log_proba), np.concatenate(owners), n)
+    def _validation_pooling(self) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None:
+        """How validation pools an object's items during training; None when items are objects."""
+        return None
 
     def _prepare_inference(self) -> None:
         """Pick the network that predicts: the fitted one, or its bfloat16 copy.
@@ -530,16 +510,23 @@ class TorchClassifier(ObjectClassifier):
                 "params": self.get_params(),
                 "classes": list(self.classes_),
                 "state_dict": state,
+                "learned": self._learned_state(),
             },
             path,
         )
         return path
 
-    def _restore(self, classes: Sequence[str], state_dict: dict[str, torch.Tensor]) -> None:
+    def _learned_state(self) -> dict[str, Any]:
+        """Fitted state beside the weights (JSON-like values), saved with them; none by default."""
+        return {}
+
+    def _restore(self, classes: Sequence[str], state_dict: dict[str, torch.Tensor], learned: dict[str, Any] | None = None) -> None:
         self.classes_ = tuple(classes)
         self.network_ = self._network(len(self.classes_))
         self.network_.load_state_dict(state_dict)
         self.network_.eval()
+        for name, value in (learned or {}).items():
+            setattr(self, name, value)
 
 
 def load_model(path: str | Path) -> TorchClassifier:
@@ -564,7 +551,7 @@ def load_model(path: str | Path) -> TorchClassifier:
     try:
         # the builder directly: create_model would drop parameters saved as None
         estimator = get_model_builder(payload["model"])(**payload["params"])
-        estimator._restore(payload["classes"], payload["state_dict"])
+        estimator._restore(payload["classes"], payload["state_dict"], payload.get("learned"))
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({exc})".splitlines()[0]) from None
     return estimator

@@ -1,196 +1,259 @@
-"""taonet: a per-image CNN encoder read by a GRU over the object's images in time order.
+"""taonet: a sequence network over each object's nights, after TAO-Net (CNN + GRU on image sequences).
 
-After TAO-Net (CNN + GRU on Deep-TAO image sequences). Each image is encoded
-by a small CNN; the GRU reads, in MJD order, each encoding, its deviation from
-the window's mean encoding, and the time gap since the previous image (log1p
-days), so it can tell four exposures of one night from a season apart. The
-deviation hands the GRU what changes from image to image — the transient's
-signature — directly; on toy sequences it makes training markedly faster and
-steadier. The last hidden state of each sequence (padding excluded by
-packing) gives the class logits.
+It reads the representation of :mod:`deeptao.data.representation`: per night
+the co-add and the co-add minus the object's reference (what changed), plus
+the night's forced photometry, noise, gap and exposure count; per object the
+reference itself. The parts, and why:
 
-Training cuts sequences longer than ``max_len`` afresh every epoch: by
-default to a random sorted subset of ``max_len`` images, which spans the whole
-history (a supernova's few weeks may lie anywhere in years of quiet); or, with
-``crop_mode="window"``, to a random contiguous window. Prediction splits a
-sequence into selections of that length that together hold every image
-(:func:`deeptao.data.datasets.sequence_windows`) and pools their
-log-probabilities, so the network always sees sequences like those it was
-trained on, and every image counts. On the demo survey (600 objects) the
-subsets gave a test macro F1 of 0.31 against 0.23 for windows.
+- **Night encoder**: a small CNN on the two channels, at full resolution for
+  its first layer and then pooled twice; its last map (8 x 8 for the default
+  32-pixel crop) is flattened, not averaged, so where a residual sits — on the
+  nucleus, 2 px off the host's centre, a dipole from a moving star — survives
+  into the encoding.
+- **Reference branch**: the same kind of CNN on the reference alone, for
+  morphology (a point-like blazar, an AGN in an extended host, a bare field
+  for a CV in quiescence).
+- **Sequence**: a bidirectional GRU over the nights (padding packed away),
+  so an event early in the history reaches the head as directly as a late
+  one; then masked attention pooling and masked max pooling over nights.
+  Attention lets the two nights of an outburst outweigh fifty quiet ones.
+- **Rotation invariance**: training draws one of the eight flips/rotations per
+  object; prediction averages the probabilities of all eight (as the ALeRCE
+  stamp classifier does).
 
-The encoder sees the central 32 x 32 pixels (``crop``): the object is at the
-centre of each cutout, and the field around it mostly tells which field this
-is. On the demo survey the whole 64 x 64 cutout scored no better (test macro
-F1 0.27 against 0.31) and took five times as long.
-
-Measured there too, and left for future work: with ~400 training sequences
-the network fits its training set within five epochs and validation loss
-climbs after the third; early stopping on validation macro F1 picks the
-epoch. Dropout on the encodings, or the mean encoding beside the GRU state,
-did not help measurably (single runs, test macro F1 between 0.20 and 0.34
-on 89 objects, as noisy as that sounds).
+Training sees every night of every object (optionally thinned by night
+dropout), as prediction does; there are no windows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
-from deeptao.data.datasets import (
-    CROP_MODES,
-    SequenceBatchSampler,
-    SequenceDataset,
-    collate_sequences,
-    normalize_images,
-    sequence_windows,
-    time_gaps,
-    usable_positions,
-)
+from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
+from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
+from deeptao.io import order_exposures
 from deeptao.models._registry import register_model
-from deeptao.models._torch import MaxPool2x2, Source, TorchClassifier, make_loader
+from deeptao.models._torch import TorchClassifier, make_loader
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
 
-__all__ = ["ImageEncoder", "TaoNet", "TaoNetClassifier", "taonet"]
+__all__ = ["StampEncoder", "TaoNet", "TaoNetClassifier", "taonet"]
+
+_N_VIEWS = 8
 
 
-class ImageEncoder(nn.Module):
-    """Three conv blocks (3 x 3, batch norm, ReLU, 2 x 2 max-pool) and a linear map to ``embed``.
+class StampEncoder(nn.Module):
+    """conv-BN-ReLU at full size, pool, conv, pool, conv; a 1 x 1 squeeze; flatten; linear to ``embed``.
 
-    Small on purpose: it runs on every image of every sequence.
+    About 4 MFLOP per 32 x 32 stamp: it runs on every night of every object.
     """
 
-    def __init__(self, *, channels: Sequence[int] = (16, 32, 32), embed: int = 64, image_size: int = 64) -> None:
+    def __init__(self, in_channels: int, *, crop: int = 32, width: int = 16, embed: int = 64) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in, size = 1, image_size
-        for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                MaxPool2x2(),
-            ]
-            c_in, size = c_out, size // 2
-        self.features = nn.Sequential(*layers)
-        self.project = nn.Sequential(nn.Flatten(), nn.Linear(c_in * size * size, embed), nn.ReLU(inplace=True))
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(in_channels, width),
+            nn.MaxPool2d(2),
+            *block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *block(2 * width, 2 * width),
+            nn.Conv2d(2 * width, 8, 1),
+            nn.ReLU(inplace=True),
+        )
+        side = crop // 4
+        self.project = nn.Sequential(nn.Flatten(), nn.Linear(8 * side * side, embed), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.features(x))
 
 
 class TaoNet(nn.Module):
-    """CNN encoder + GRU over time (inputs: encoding, its deviation from the mean, time gap); returns logits.
+    """Nights -> encoder -> BiGRU -> attention and max pooling, with a reference branch; returns logits.
 
-    ``forward(x, dt, lengths)``: ``x`` (B, T, 1, 64, 64) zero-padded, ``dt``
-    (B, T) time gaps, ``lengths`` (B,) valid images per sequence (>= 1).
-
-    ``crop``: the encoder sees the central ``crop`` x ``crop`` pixels only
-    (the object sits at the centre of every cutout; 32 costs a quarter of 64).
+    ``forward(x, ref, scalars, lengths, features=None)``: ``x`` (B, T, 2, c, c)
+    zero-padded nights, ``ref`` (B, 1, c, c), ``scalars`` (B, T, S),
+    ``lengths`` (B,) nights per object (>= 1), ``features`` (B, F) per-object
+    features fused before the head (taonet-lc), standardised inside the
+    network by the buffers ``feature_center`` and ``feature_scale``.
     """
 
     def __init__(
         self,
         n_classes: int,
         *,
-        channels: Sequence[int] = (16, 32, 32),
-        embed: int = 64,
-        hidden: int = 64,
-        dropout: float = 0.3,
         crop: int = 32,
+        embed: int = 64,
+        hidden: int = 48,
+        dropout: float = 0.3,
+        n_scalars: int = len(SCALAR_NAMES),
+        n_features: int = 0,
     ) -> None:
         super().__init__()
-        self.crop = crop
-        self.encoder = ImageEncoder(channels=channels, embed=embed, image_size=min(crop, 64))
-        self.gru = nn.GRU(2 * embed + 1, hidden, batch_first=True)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        self.night_encoder = StampEncoder(2, crop=crop, embed=embed)
+        self.reference_encoder = StampEncoder(1, crop=crop, embed=embed // 2)
+        self.night_input = nn.Sequential(nn.Linear(embed + n_scalars, embed), nn.ReLU(inplace=True))
+        self.gru = nn.GRU(embed, hidden, batch_first=True, bidirectional=True)
+        self.attention = nn.Linear(2 * hidden, 1)
+        fused = 4 * hidden + embed // 2
+        self.n_features = n_features
+        if n_features:
+            self.register_buffer("feature_center", torch.zeros(n_features))
+            self.register_buffer("feature_scale", torch.ones(n_features))
+            self.feature_encoder = nn.Sequential(nn.Linear(2 * n_features, 64), nn.ReLU(inplace=True))
+            fused += 64
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(fused, 64), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(64, n_classes)
+        )
 
-    def forward(self, x: torch.Tensor, dt: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        ref: torch.Tensor,
+        scalars: torch.Tensor,
+        lengths: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         b, t = x.shape[:2]
-        lengths = lengths.clamp(min=1)
+        lengths = lengths.clamp(min=1, max=t)
         valid = torch.arange(t, device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        if self.crop < x.shape[-1]:
-            lo = (x.shape[-1] - self.crop) // 2
-            x = x[..., lo : lo + self.crop, lo : lo + self.crop]
-        encoded = self.encoder(x[valid])  # padding is never encoded
-        seq = encoded.new_zeros((b, t, encoded.shape[1]))
-        seq[valid] = encoded
-        mask = valid[..., None].to(seq.dtype)
-        mean = seq.sum(dim=1, keepdim=True) / lengths.to(seq.device, seq.dtype)[:, None, None]
-        seq = torch.cat([seq, (seq - mean) * mask, dt[..., None].to(seq.dtype)], dim=2)
-        packed = pack_padded_sequence(seq, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.gru(packed)
-        return self.head(h[-1])
+        encoded = self.night_encoder(x[valid])  # padding is never encoded
+        nights = encoded.new_zeros((b, t, encoded.shape[1]))
+        nights[valid] = encoded
+        tokens = self.night_input(torch.cat([nights, scalars.to(nights.dtype)], dim=2))
+        packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
+        score = self.attention(states).squeeze(2).masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(score.float(), dim=1).to(states.dtype)
+        attended = (weights[..., None] * states).sum(dim=1)
+        peak = states.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        parts = [attended, peak, self.reference_encoder(ref)]
+        if self.n_features:
+            if features is None:
+                raise ValueError("this network was built with per-object features; pass features=")
+            parts.append(self.feature_encoder(self._standardise(features)))
+        return self.head(torch.cat(parts, dim=1))
+
+    def _standardise(self, features: torch.Tensor) -> torch.Tensor:
+        """Robust z-scores clipped to +-10, NaN as 0 beside a missing-value indicator."""
+        missing = torch.isnan(features)
+        z = ((features - self.feature_center) / self.feature_scale).clamp(-10.0, 10.0)
+        return torch.cat([torch.where(missing, torch.zeros_like(z), z), missing.to(z.dtype)], dim=1)
 
 
 class TaoNetClassifier(TorchClassifier):
-    """TAO-Net-style sequence classifier.
+    """Sequence classifier over an object's nights (see the module docstring).
 
     Parameters
     ----------
-    max_len : int, default=32
-        Images per training window (random crop) and per prediction window.
-    embed, hidden : int, default=64
-        Image encoding size and GRU state size.
-    dropout : float, default=0.3
     crop : int, default=32
-        Side of the central square the encoder sees (64: the whole cutout).
-    crop_mode : {"subsample", "window"}, default="subsample"
-        How training cuts a long sequence to ``max_len`` images: a random
-        sorted subset spanning the whole history, or a random contiguous
-        window. Prediction uses the matching fixed selections of
-        :func:`deeptao.data.datasets.sequence_windows`.
-    max_epochs : int, default=15
-    batch_size : int, default=16
-        Sequences per training batch.
+        Side of the central square the representation keeps.
+    embed, hidden : int, default=64, 48
+        Night encoding size and GRU state size (each direction).
+    dropout : float, default=0.3
+        Before each layer of the head.
+    night_dropout : float, default=0.1
+        Training: each night is left out with this chance (one always stays),
+        so the network cannot lean on one particular night of an object.
+    noise : float, default=0.5
+        Training: Gaussian noise of this many times each night's own noise is
+        added to its co-add (a fresh draw every epoch).
+    views : int, default=8
+        Flips/rotations averaged at prediction (1: the image as it is).
+    max_epochs : int, default=30
+    batch_size : int, default=32
+        Objects per training batch.
+    lr : float, default=2e-3
+    weight_decay : float, default=0.05
+    patience : int, default=8
     **kwargs
         The common parameters of :class:`deeptao.models._torch.TorchClassifier`.
     """
 
     name = "taonet"
+    #: whether the network also takes the light-curve features (taonet-lc)
+    uses_features = False
 
     def __init__(
         self,
         *,
-        max_len: int = 32,
-        embed: int = 64,
-        hidden: int = 64,
-        dropout: float = 0.3,
         crop: int = 32,
-        crop_mode: str = "subsample",
-        max_epochs: int = 15,
-        batch_size: int = 16,
-        **kwargs,
+        embed: int = 64,
+        hidden: int = 48,
+        dropout: float = 0.3,
+        night_dropout: float = 0.1,
+        noise: float = 0.5,
+        views: int = _N_VIEWS,
+        max_epochs: int = 30,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        lr: float = 2e-3,
+        weight_decay: float = 0.05,
+        patience: int = 8,
+        precision: str = "32",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(max_epochs=max_epochs, batch_size=batch_size, **kwargs)
-        self.max_len = max_len
+        super().__init__(
+            max_epochs=max_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr,
+            weight_decay=weight_decay, patience=patience, precision=precision, **kwargs,
+        )  # fmt: skip
+        self.crop = crop
         self.embed = embed
         self.hidden = hidden
         self.dropout = dropout
-        self.crop = crop
-        self.crop_mode = crop_mode
+        self.night_dropout = night_dropout
+        self.noise = noise
+        self.views = views
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name in ("max_len", "embed", "hidden"):
+        for name in ("embed", "hidden"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.crop_mode not in CROP_MODES:
-            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {self.crop_mode!r}")
-        if not isinstance(self.crop, int) or not 8 <= self.crop <= 64:
-            raise ValueError(f"crop must be an int in [8, 64], got {self.crop!r}")
+        self._settings()  # checks crop
+        if not isinstance(self.views, int) or not 1 <= self.views <= _N_VIEWS:
+            raise ValueError(f"views must be an int in [1, {_N_VIEWS}], got {self.views!r}")
+        if not 0.0 <= self.night_dropout < 1.0:
+            raise ValueError(f"night_dropout must be in [0, 1), got {self.night_dropout!r}")
+
+    def _settings(self) -> SequenceSettings:
+        return SequenceSettings(crop=self.crop)
+
+    def _n_features(self) -> int:
+        return 0
 
     def _build_network(self, n_classes: int) -> nn.Module:
-        return TaoNet(n_classes, embed=self.embed, hidden=self.hidden, dropout=self.dropout, crop=self.crop)
+        return TaoNet(
+            n_classes, crop=self.crop, embed=self.embed, hidden=self.hidden, dropout=self.dropout,
+            n_features=self._n_features(),
+        )  # fmt: skip
+
+    def _network(self, n_classes: int) -> nn.Module:
+        return self._build_network(n_classes)
+
+    # ------------------------------------------------------------------ features (taonet-lc)
+
+    def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def _array_features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray | None:
+        return None
+
+    def _fit_features(self, features: np.ndarray) -> None:
+        """Learn the features' standardisation from the training objects (taonet-lc)."""
+
+    # ------------------------------------------------------------------ training
 
     def _make_loaders(
         self,
@@ -201,56 +264,77 @@ class TaoNetClassifier(TorchClassifier):
         y_val: np.ndarray | None,
         seed: int,
     ) -> tuple[DataLoader, DataLoader | None, np.ndarray]:
-        train_set = SequenceDataset(cache, rows, y)
-        sampler = SequenceBatchSampler(
-            train_set.lengths, self.batch_size, max_len=self.max_len, mode=self.crop_mode, train=True, seed=seed
-        )
-        train_loader = make_loader(train_set, sampler, self.num_workers, seed)
+        store = open_sequences(cache, self._settings())
+        features = self._cache_features(cache, rows)
+        if features is not None:
+            self._fit_features(features)
+        train_set = NightDataset(store, rows, y, features, night_dropout=self.night_dropout, noise=self.noise)
+        train_loader = make_loader(train_set, ObjectBatchSampler(len(train_set), self.batch_size, train=True, seed=seed), self.num_workers, seed)
         val_loader = None
         if val_rows is not None and len(val_rows):
-            val_set = SequenceDataset(cache, val_rows, y_val)
-            windows_per_batch = max(1, self.eval_batch_size // self.max_len)
-            val_sampler = SequenceBatchSampler(
-                val_set.lengths, windows_per_batch, max_len=self.max_len, mode=self.crop_mode
-            )
-            val_loader = make_loader(val_set, val_sampler, 0, seed)
+            val_set = NightDataset(store, val_rows, y_val, self._cache_features(cache, val_rows))
+            val_loader = make_loader(val_set, ObjectBatchSampler(len(val_set), self.eval_batch_size), 0, seed)
         return train_loader, val_loader, y
 
-    def _predict_sources(self, sources: Iterable[Source], n: int) -> np.ndarray:
-        windows_per_batch = max(1, self.eval_batch_size // self.max_len)
-        pending: list[dict] = []
-        log_proba, owners = [], []
+    # ------------------------------------------------------------------ prediction
+
+    def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities per object, shape ``(len(rows), len(classes_))``."""
+        self._prepare_inference()
+        rows = np.asarray(rows, dtype=np.int64)
+        store = open_sequences(cache, self._settings())
+        features = self._cache_features(cache, rows)
+        return self._predict_nights((store.object(int(r)) for r in rows), features, len(rows))
+
+    def predict_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Class probabilities for objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs."""
+        self._prepare_inference()
+        sources = []
+        for k, (images, mjd) in enumerate(items):
+            try:
+                sources.append(order_exposures(images, mjd))
+            except ValueError as exc:
+                raise ValueError(f"object {k}: {exc}") from None
+        features = self._array_features(sources)
+        settings = self._settings()
+        nights = (object_nights(*src, settings) for src in sources)
+        return self._predict_nights(nights, features, len(sources))
+
+    def predict_proba_nights(self, objects: Sequence[ObjectNights], features: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities for objects already in the representation (e.g. cut to their first nights)."""
+        self._prepare_inference()
+        return self._predict_nights(iter(objects), features, len(objects))
+
+    def _predict_nights(self, objects: Iterator[ObjectNights], features: np.ndarray | None, n: int) -> np.ndarray:
+        """Average the probabilities of the ``views`` flips/rotations of each object."""
+        if self.uses_features and features is None:
+            raise ValueError(f"{self.name} needs the objects' light-curve features")
+        proba = np.zeros((n, len(self.classes_)))
+        pending: list[dict[str, Any]] = []
 
         def flush() -> None:
             if pending:
-                batch = collate_sequences(pending)
-                log_proba.append(self._log_proba({k: batch[k] for k in ("x", "dt", "lengths")}))
-                owners.append(batch["owner"].numpy())
+                batch = collate_nights(pending)
+                owner = batch.pop("owner").numpy()
+                batch.pop("y")
+                proba_views = np.exp(self._log_proba(batch))
+                np.add.at(proba, owner, proba_views / self.views)
                 pending.clear()
 
-        for k, (images, mjd, blank) in enumerate(sources):
-            if len(images) == 0:
-                continue
-            keep = usable_positions(blank)
-            x = torch.from_numpy(normalize_images(images[keep])[:, None])
-            dt_all = mjd[keep]
-            for _, selected in sequence_windows(np.asarray([len(keep)]), self.max_len, self.crop_mode):
-                pending.append(
-                    {
-                        "x": x[selected],
-                        "dt": torch.from_numpy(time_gaps(dt_all[selected])),
-                        "length": len(selected),
-                        "y": -1,
-                        "owner": k,
-                    }
-                )
-                if len(pending) >= windows_per_batch:
-                    flush()
+        for k, obj in enumerate(objects):
+            for code in range(self.views):
+                item = night_arrays(obj, code)
+                item["owner"] = k
+                if features is not None:
+                    item["features"] = np.asarray(features[k], np.float32)
+                pending.append(item)
+            if len(pending) >= self.eval_batch_size:
+                flush()
         flush()
-        return self._pool_objects(log_proba, owners, n)
+        return proba / proba.sum(axis=1, keepdims=True)
 
 
 @register_model("taonet")
-def taonet(**kwargs) -> TaoNetClassifier:
-    """CNN encoder + GRU over each object's images in time order (after TAO-Net)."""
+def taonet(**kwargs: Any) -> TaoNetClassifier:
+    """Sequence network over each object's nightly co-adds, difference images and photometry (after TAO-Net)."""
     return TaoNetClassifier(**kwargs)

@@ -1,0 +1,103 @@
+"""Do the networks beat the light-curve forest on the same objects? Macro F1 over group splits.
+
+Fits each model on the train part of several object-group splits of one
+prepared cache (validation steering the networks; the test part never seen
+in training), and prints per-class and macro F1 on test, mean and sample std
+over splits, with each fit's wall time.
+
+    deeptao simulate S --objects-per-class 300 --seed 913 --catalogue-path built-in
+    deeptao prepare S --out C
+    python benchmarks/bench_networks.py --cache C --models lc-rf taonet taonet-lc seed-cnn --seeds 0 1 2 --out results.json
+
+``--set MODEL.NAME=VALUE`` overrides one estimator parameter (repeatable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _override(text: str) -> tuple[str, str, Any]:
+    key, sep, raw = text.partition("=")
+    model, dot, name = key.partition(".")
+    if not sep or not dot:
+        raise argparse.ArgumentTypeError(f"--set needs MODEL.NAME=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return model, name, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", required=True, type=Path)
+    parser.add_argument("--models", nargs="+", default=["lc-rf", "taonet", "taonet-lc"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--task", default="6class")
+    parser.add_argument("--max-objects-per-class", type=int, default=None, help="keep at most this many objects of each class (learning curves)")
+    parser.add_argument("--set", dest="overrides", action="append", type=_override, default=[])
+    parser.add_argument("--out", type=Path, default=None, help="write every per-split score here (JSON)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep checkpoints and logs here")
+    args = parser.parse_args(argv)
+
+    from sklearn.metrics import f1_score
+
+    from deeptao.data.cache import open_cache
+    from deeptao.data.splits import split_cache
+    from deeptao.data.tasks import select_task
+    from deeptao.models import create_model
+
+    cache = open_cache(args.cache)
+    task = select_task(args.task, cache.labels_array())
+    rows_all, y_all = task.rows, task.y
+    if args.max_objects_per_class:
+        rng = np.random.default_rng(12345)
+        keep = np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[: args.max_objects_per_class] for c in range(len(task.classes))])
+        keep.sort()
+        rows_all, y_all = rows_all[keep], y_all[keep]
+    results: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        split = split_cache(cache, mode="object", seed=seed)[0][rows_all]
+        parts = {name: (rows_all[split == name], y_all[split == name]) for name in ("train", "val", "test")}
+        for model in args.models:
+            params = {name: value for m, name, value in args.overrides if m == model}
+            estimator = create_model(model, **params)
+            (tr, ytr), (va, yva), (te, yte) = parts["train"], parts["val"], parts["test"]
+            t = time.perf_counter()
+            workdir = None if args.workdir is None else args.workdir / f"{model}-seed{seed}"
+            estimator.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed, workdir=workdir)
+            fit_s = time.perf_counter() - t
+            proba = estimator.predict_proba(cache, te)
+            pred = proba.argmax(axis=1)
+            labels = np.arange(len(task.classes))
+            per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
+            entry = {
+                "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
+                "per_class_f1": dict(zip(task.classes, per_class.round(4).tolist(), strict=True)),
+                "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
+                "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
+            }  # fmt: skip
+            results.append(entry)
+            print(f"seed {seed} {model:10s} macro F1 {entry['macro_f1']:.3f}  fit {fit_s:6.1f} s  " + " ".join(f"{c} {v:.2f}" for c, v in entry["per_class_f1"].items()), flush=True)
+    print()
+    print(f"{'model':10s} {'macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes) + "   fit s (median)")
+    for model in args.models:
+        rows = [r for r in results if r["model"] == model]
+        macro = np.array([r["macro_f1"] for r in rows])
+        std = macro.std(ddof=1) if len(macro) > 1 else float("nan")
+        per = [np.mean([r["per_class_f1"][c] for r in rows]) for c in task.classes]
+        print(f"{model:10s} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in per) + f"   {np.median([r['fit_seconds'] for r in rows]):.0f}")
+    if args.out:
+        args.out.write_text(json.dumps({"cache": str(args.cache), "task": args.task, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The rules that say which exposures of an object count, and which night each belongs to.
+
+One place for them, because the reader, the light curves, the networks'
+input representation and prediction on loose files must agree image for
+image: a file scored through the cache and the same file scored on its own
+must see the same exposures.
+
+- A *blank* image is constant (zero variance): a cutout the pipeline lost.
+- A *duplicate* is a second cutout of one exposure (the same MJD again, from a
+  neighbouring tile); it adds no new light.
+- A *night* is a chain of exposures less than ``night_gap`` days apart. CRTS
+  visits a field about four times within an hour; consecutive nights are at
+  least half a day apart, so a gap rule needs no site longitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "NIGHT_GAP_DAYS"]
+
+#: exposures closer than this many days (chained) make one night
+NIGHT_GAP_DAYS = 0.5
+
+
+def blank_images(images: np.ndarray) -> np.ndarray:
+    """True for each image of a stack ``(n, H, W)`` whose pixels are all equal."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must be a stack (n, height, width), got shape {images.shape}")
+    if len(images) == 0:
+        return np.zeros(0, dtype=bool)
+    flat = images.reshape(len(images), -1)
+    return flat.min(axis=1) == flat.max(axis=1)
+
+
+def duplicate_exposures(mjd: np.ndarray) -> np.ndarray:
+    """True for each exposure (``mjd`` ascending) whose MJD equals the one before it."""
+    mjd = np.asarray(mjd, dtype=np.float64)
+    duplicate = np.zeros(mjd.shape, dtype=bool)
+    duplicate[1:] = mjd[1:] == mjd[:-1]
+    return duplicate
+
+
+def assign_nights(mjd: np.ndarray, night_gap: float = NIGHT_GAP_DAYS) -> np.ndarray:
+    """Night index (0, 1, ...) of each exposure, ``mjd`` ascending: a gap over ``night_gap`` days starts a night."""
+    mjd = np.asarray(mjd, dtype=np.float64)
+    if mjd.size and np.any(np.diff(mjd) < 0):
+        raise ValueError("mjd must be in ascending order to assign nights")
+    if mjd.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(np.diff(mjd) > night_gap)]).astype(np.int64)
+
+
+def order_exposures(images: np.ndarray, mjd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Images given loose, put in MJD order (stable) and flagged as the reader flags them.
+
+    Returns ``(images, mjd, blank, duplicate)``.
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not ``(n, H, W)`` or ``mjd`` does not have one value per image.
+    """
+    images = np.asarray(images)
+    mjd = np.asarray(mjd, dtype=np.float64)
+    if images.ndim != 3 or mjd.shape != (len(images),):
+        raise ValueError(f"need images (n, H, W) and mjd (n,), got {images.shape} and {mjd.shape}")
+    order = np.argsort(mjd, kind="stable")
+    images, mjd = images[order], mjd[order]
+    return images, mjd, blank_images(images), duplicate_exposures(mjd)
