@@ -96,11 +96,15 @@ def blob_survey(n_per_class: int = 12, n_images: int = 6, seed: int = 0) -> tupl
     return FakeCache(objects), np.asarray(y)
 
 
-def trend_survey(n_per_class: int = 12, n_images: int = 12, seed: int = 0) -> tuple[FakeCache, np.ndarray]:
+def trend_survey(
+    n_per_class: int = 12, n_images: int = 12, seed: int = 0, *, falling: bool = False
+) -> tuple[FakeCache, np.ndarray]:
     """Class 0: a source brightening steadily with time; class 1: the same source at constant brightness.
 
     The per-image brightness distributions overlap, so a single image cannot
-    tell the classes apart as well as the order can.
+    tell the classes apart as well as the order can. With ``falling``, class 1
+    fades through the very same brightnesses instead: only the order in time
+    tells the classes apart.
     """
     rng = np.random.default_rng(seed)
     objects, y = [], []
@@ -109,6 +113,8 @@ def trend_survey(n_per_class: int = 12, n_images: int = 12, seed: int = 0) -> tu
             mjd = 53500 + np.sort(rng.uniform(0, 1000, n_images))
             if label == 0:
                 amps = np.linspace(20, 400, n_images)
+            elif falling:
+                amps = np.linspace(400, 20, n_images)
             else:
                 amps = np.full(n_images, rng.uniform(20, 400))
             images = sky(rng, n_images) + np.stack([blob(a) for a in amps])

@@ -11,10 +11,11 @@ import pytest
 from astropy.visualization import ZScaleInterval
 from matplotlib.figure import Figure
 
-from deeptao.evaluation import TASK_CLASSES, aggregate, score
+from deeptao.evaluation import CONFUSION_FILE, TASK_CLASSES, aggregate, evaluate_run, save_predictions, score
 from deeptao.plotting import (
     _epoch_series,
     plot_confusion_matrices,
+    plot_run_figures,
     plot_object,
     plot_sample_images,
     plot_training_curves,
@@ -98,8 +99,7 @@ def test_plot_sample_images(tmp_path):
     assert_png(out, min_px=(400, 500))
 
 
-def test_plot_confusion_matrices(tmp_path):
-    rng = np.random.default_rng(4)
+def _confusion_table(rng):
     parts = []
     for model, task in (("seed-cnn", "6class"), ("lc-rf", "binary")):
         labels = list(TASK_CLASSES[task])
@@ -121,11 +121,25 @@ def test_plot_confusion_matrices(tmp_path):
                     | {f"prob_{c}": probs[:, j] for j, c in enumerate(labels)}
                 )
             )
-    summary = aggregate(score(pd.concat(parts, ignore_index=True)))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_plot_confusion_matrices(tmp_path):
+    summary = aggregate(score(_confusion_table(np.random.default_rng(4))))
     out = plot_confusion_matrices(summary, tmp_path / "cm.png")
     assert_png(out, min_px=(300, 600))
     with pytest.raises(ValueError):
         plot_confusion_matrices([], tmp_path / "none.png")
+
+
+def test_plot_run_figures_draws_what_evaluate_run_no_longer_does(tmp_path):
+    save_predictions(_confusion_table(np.random.default_rng(5)), tmp_path)
+    evaluation = evaluate_run(tmp_path)
+    assert not (tmp_path / CONFUSION_FILE).exists()
+    files = plot_run_figures(evaluation, tmp_path)
+    assert files == {"confusion_matrix": tmp_path / CONFUSION_FILE}
+    assert not set(files) & set(evaluation.files)  # merging the two dicts loses nothing
+    assert_png(files["confusion_matrix"], min_px=(300, 600))
 
 
 def _lightning_log(tmp_path, epochs=3):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
-from deeptao.evaluation import TASK_CLASSES, RunError, make_predictions, save_predictions
+from deeptao.evaluation import TASK_CLASSES, RunError, macro_f1_ci, make_predictions, save_predictions
 from deeptao.report import ANCHORS, ReportContext, write_report
 
 SIX = list(TASK_CLASSES["6class"])
@@ -32,20 +32,46 @@ def predictions(rng, *, model, split, task="6class", seed=0, level="object", n=6
     return table, macro
 
 
+def confusion(table):
+    """Confusion matrix by scikit-learn, for bootstrap intervals computed independently of the report."""
+    classes = list(TASK_CLASSES[table["task"].iloc[0]])
+    return confusion_matrix(table["y_true"], table["y_pred"], labels=classes)
+
+
 @pytest.fixture()
 def run(tmp_path):
+    """seed-cnn on 6 classes (3 seeds, both splits), taonet, taonet-lc and lc-rf on 5 classes (1 seed)."""
     rng = np.random.default_rng(0)
-    parts, macro = [], {}
+    parts, macro, tables = [], {}, {}
     for seed in (0, 1, 2):
         for split, acc in (("object", 0.45), ("image", 0.9)):
             table, m = predictions(rng, model="seed-cnn", split=split, seed=seed, accuracy=acc)
             parts.append(table)
             macro[(split, seed)] = m
-    for model in ("taonet", "lc-rf"):
-        parts.append(predictions(rng, model=model, split="object", task="5class")[0])
+            tables[(split, seed)] = table
+    for model, acc in (("taonet", 0.6), ("taonet-lc", 0.3), ("lc-rf", 0.8)):
+        table, m = predictions(rng, model=model, split="object", task="5class", accuracy=acc)
+        parts.append(table)
+        macro[model] = m
+        tables[model] = table
     parts.append(predictions(rng, model="seed-cnn", split="object", level="image")[0])
     save_predictions(pd.concat(parts, ignore_index=True), tmp_path)
-    return tmp_path, macro
+    return tmp_path, macro, tables
+
+
+def anchor_cells(text, result):
+    """The anchor table's row for one published result, as {column: cell}."""
+    section = text.split("## Comparison with published numbers")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = next(line for line in lines[2:] if line.startswith(f"| {result} |"))
+    return dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+
+
+def ours(macro, interval, std=None):
+    """A macro F1 cell as the report should write it: mean [± std] [lo, hi], in %."""
+    mean = f"{100 * macro:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+    return f"{mean} [{100 * interval[0]:.2f}, {100 * interval[1]:.2f}]"
 
 
 def context(simulated):
@@ -61,7 +87,7 @@ def context(simulated):
 
 
 def test_report_has_anchors_and_the_measured_leakage_gap(run):
-    run_dir, macro = run
+    run_dir, macro, _ = run
     text = write_report(run_dir, context=context(simulated=True)).read_text()
 
     for anchor in ANCHORS:
@@ -84,15 +110,76 @@ def test_report_has_anchors_and_the_measured_leakage_gap(run):
     std = np.std([macro[("object", s)] for s in (0, 1, 2)], ddof=1)
     assert f"{100 * obj:.2f} ± {100 * std:.2f}" in text
 
-    for model in ("seed-cnn", "taonet", "lc-rf"):
-        assert f"ours: {model}" in text
+    header = next(line for line in text.splitlines() if line.startswith("| published result |"))
+    assert header.index("ours: seed-cnn") < header.index("ours: taonet |") < header.index("ours: taonet-lc")
+    assert header.index("ours: taonet-lc") < header.index("ours: lc-rf")
     assert "Simulated data" in text and "sanity check" in text
     assert "deeptao replicate --data sim" in text and "/data/sim" in text
     assert f"| **all** | 60 | {sum(context(True).images_per_class.values()):,} |" in text
 
 
+def test_results_show_the_bootstrap_interval_and_balanced_accuracy(run):
+    run_dir, macro, tables = run
+    text = write_report(run_dir, context=context(simulated=True)).read_text()
+    results = text.split("## Results")[1].split("\n## ")[0]
+
+    seeds = [macro[("object", s)] for s in (0, 1, 2)]
+    interval = macro_f1_ci([confusion(tables[("object", s)]) for s in (0, 1, 2)])
+    cell = ours(np.mean(seeds), interval, np.std(seeds, ddof=1))
+    assert f"| **macro F1** |  | **{cell}** |" in results
+    lo, hi = interval
+    assert lo < np.mean(seeds) < hi
+
+    objects = [tables[("object", s)] for s in (0, 1, 2)]
+    baccs = [balanced_accuracy_score(t["y_true"], t["y_pred"]) for t in objects]
+    assert f"| balanced accuracy |  | {100 * np.mean(baccs):.2f} ± {100 * np.std(baccs, ddof=1):.2f} |" in results
+
+    # one seed: no ±, but still an interval; columns in display order
+    five = results.split("### 5 transient classes: object split, object level")[1].split("\n### ")[0]
+    assert "| class | test objects per seed | taonet | taonet-lc | lc-rf |" in five
+    cells = [f"**{ours(macro[m], macro_f1_ci([confusion(tables[m])]))}**" for m in ("taonet", "taonet-lc", "lc-rf")]
+    assert "| **macro F1** |  | " + " | ".join(cells) + " |" in five
+
+
+def test_anchor_rows_hold_our_model_of_the_same_kind(run):
+    run_dir, macro, tables = run
+    text = write_report(run_dir, context=context(simulated=True)).read_text()
+    cell = {m: ours(macro[m], macro_f1_ci([confusion(tables[m])])) for m in ("taonet", "taonet-lc", "lc-rf")}
+
+    taonet = anchor_cells(text, "TAO-Net (CNN + GRU on image sequences)")
+    assert taonet["published"] == "54.58 ± 13.32"
+    assert taonet["ours: taonet"] == f"**{cell['taonet']}**"  # the like-for-like comparison, in bold
+    assert taonet["ours: taonet-lc"] == cell["taonet-lc"]
+    assert taonet["ours: lc-rf"] == cell["lc-rf"]
+    assert taonet["ours: seed-cnn"] == "—"  # seed-cnn was not run on the 5-class task
+
+    forest = anchor_cells(text, "random forest on light curves")
+    assert forest["published"] == "45.49 ± 13.75"
+    assert forest["ours: lc-rf"] == f"**{cell['lc-rf']}**"
+    assert forest["ours: taonet"] == cell["taonet"] and forest["ours: taonet-lc"] == cell["taonet-lc"]
+
+    replication = anchor_cells(text, "CNN, images split at random")
+    assert replication["ours: seed-cnn"].startswith("**") and replication["ours: taonet"] == "—"
+
+
+def test_tao_net_row_is_empty_without_a_5class_taonet_run(tmp_path):
+    rng = np.random.default_rng(3)
+    parts = [
+        predictions(rng, model="taonet", split="object", task="6class")[0],  # taonet ran, but not on 5 classes
+        predictions(rng, model="taonet-lc", split="object", task="5class")[0],
+        predictions(rng, model="lc-rf", split="object", task="5class")[0],
+    ]
+    save_predictions(pd.concat(parts, ignore_index=True), tmp_path)
+    text = write_report(tmp_path, context=context(simulated=True)).read_text()
+    taonet = anchor_cells(text, "TAO-Net (CNN + GRU on image sequences)")
+    assert taonet["ours: taonet"] == "—"
+    assert taonet["ours: taonet-lc"] not in ("—", "") and not taonet["ours: taonet-lc"].startswith("**")
+    assert anchor_cells(text, "random forest on light curves")["ours: lc-rf"].startswith("**")
+    assert "ours: seed-cnn" not in text  # a model never run gets no column
+
+
 def test_real_data_report_has_no_simulation_banner_and_links_figures(run):
-    run_dir, _ = run
+    run_dir, _, _ = run
     (run_dir / "confusion_matrix.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     text = write_report(run_dir, context=context(simulated=False)).read_text()
     assert "Simulated data" not in text
@@ -101,7 +188,7 @@ def test_real_data_report_has_no_simulation_banner_and_links_figures(run):
 
 
 def test_report_without_context_uses_saved_one_or_says_unknown(run):
-    run_dir, _ = run
+    run_dir, _, _ = run
     text = write_report(run_dir).read_text()
     assert "not recorded" in text and "## Leakage gap" in text
     context(simulated=True).save(run_dir / "context.json")

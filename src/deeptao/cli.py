@@ -109,11 +109,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from deeptao.evaluation import evaluate_run
+    from deeptao.plotting import plot_run_figures
 
     evaluation = evaluate_run(args.run)
+    files = {**evaluation.files, **plot_run_figures(evaluation, args.run)}
     for s in evaluation.summary:
         print(f"{s.model:10s} {s.split:6s} {s.task:7s} {s.level:6s} macro F1 {s.macro_f1:.3f}")
-    print("wrote " + ", ".join(str(path) for path in evaluation.files.values()))
+    print("wrote " + ", ".join(str(path) for path in files.values()))
     return 0
 
 

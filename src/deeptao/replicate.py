@@ -118,7 +118,9 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
 
     save_predictions(pd.concat(predictions_done, ignore_index=True), out)
     _log("scoring")
-    evaluate_run(out)
+    from deeptao.plotting import plot_run_figures
+
+    plot_run_figures(evaluate_run(out), out)
     _figures(out, cache, task)
     context = ReportContext(
         command=command,
