@@ -287,3 +287,61 @@ def test_networks_run_on_a_prepared_cache(name, real_cache, tmp_path):
     assert proba.shape == (len(test), len(task.classes))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert (tmp_path / "last.ckpt").is_file() and list(tmp_path.glob("logs/version_0/metrics.csv"))
+
+
+@pytest.fixture(scope="module")
+def cv_non_cache(tmp_path_factory):
+    """A small simulated survey: 40 CVs and 40 non-transients among the other classes."""
+    from deeptao.data.cache import open_cache, prepare
+    from deeptao.simulate import SurveyConfig, simulate_survey
+
+    root = tmp_path_factory.mktemp("cvnon")
+    simulate_survey(root / "release", objects_per_class=40, seed=11, workers=2, config=SurveyConfig(catalogue_path="built-in"))
+    prepare(root / "release", root / "cache", workers=1)
+    return open_cache(root / "cache")
+
+
+def test_taonet_clearly_beats_chance_on_a_tiny_survey_within_seconds(cv_non_cache):
+    from sklearn.metrics import f1_score
+
+    from deeptao.data.splits import split_cache
+
+    labels = cv_non_cache.labels_array()
+    rows = np.flatnonzero(np.isin(labels, ["CV", "NON"]))
+    y = (labels[rows] == "CV").astype(np.int64)
+    split = split_cache(cv_non_cache, seed=0)[0][rows]
+    train = split != "test"
+    model = create_model("taonet", max_epochs=15, batch_size=8, progress=False, views=1)
+    model.fit(cv_non_cache, rows[train], y[train], classes=("NON", "CV"), seed=0)
+    proba = model.predict_proba(cv_non_cache, rows[~train])
+    assert f1_score(y[~train], proba.argmax(axis=1), average="macro") >= 0.8
+
+
+def test_predictions_ignore_every_label_revealing_column(real_cache):
+    """Discovery magnitude, CLASS-derived label, file variant, names: changing them changes nothing."""
+    import copy as _copy
+
+    from deeptao.data.tasks import select_task
+
+    task = select_task("6class", real_cache.labels_array())
+    rows = task.rows
+    settings = {
+        "taonet-lc": {"max_epochs": 1, "progress": False, "views": 2},
+        "seed-cnn": {"max_epochs": 1, "progress": False},
+        "lc-rf": {"n_estimators": 20},
+    }
+    honest = {}
+    for name, params in settings.items():
+        model = create_model(name, **params)
+        model.fit(real_cache, rows, task.y, classes=task.classes, seed=0)
+        honest[name] = (model, model.predict_proba(real_cache, rows))
+    tampered = _copy.copy(real_cache)
+    objects = real_cache.objects.copy()
+    rng = np.random.default_rng(0)
+    objects["mag"] = rng.uniform(10, 25, len(objects))
+    objects["label"] = rng.permutation(objects["label"].to_numpy())
+    objects["variant"] = np.where(objects["variant"] == objects["variant"].iloc[0], "other", objects["variant"].iloc[0])
+    objects["crts_id"] = [f"CSS{k:06d}" for k in range(len(objects))]
+    tampered.objects = objects
+    for name, (model, proba) in honest.items():
+        np.testing.assert_array_equal(model.predict_proba(tampered, rows), proba, err_msg=name)

@@ -19,9 +19,9 @@ from deeptao.training import (
     TrainingResumeWarning,
     balanced_class_weights,
     fit_module,
-    pool_log_proba,
     read_metrics,
 )
+from deeptao.models.pooling import choose_pooling, pool, pool_log_proba
 from tests._fake_cache import blob_survey
 
 CLASSES2 = ("source", "sky")
@@ -40,21 +40,21 @@ def _fit(blob, workdir, max_epochs, seed=0, **kw):
     return model.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=seed, workdir=workdir)
 
 
-def test_a_longer_fit_resumes_from_last_checkpoint(blob, tmp_path):
-    first = _fit(blob, tmp_path, max_epochs=1)
-    steps_per_epoch = first.fit_result_.global_step
-    assert steps_per_epoch > 0 and not first.fit_result_.resumed
+def test_a_finished_fit_resumes_without_steps_and_a_longer_one_starts_afresh(blob, tmp_path):
+    first = _fit(blob, tmp_path, max_epochs=2)
+    steps = first.fit_result_.global_step
+    assert steps > 0 and not first.fit_result_.resumed
     assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "best.ckpt").is_file()
 
-    second = _fit(blob, tmp_path, max_epochs=3)
-    assert second.fit_result_.resumed
-    assert second.fit_result_.epochs == 3
-    assert second.fit_result_.global_step == 3 * steps_per_epoch  # two more epochs, not three
-
+    again = _fit(blob, tmp_path, max_epochs=2)
+    assert again.fit_result_.resumed and again.fit_result_.global_step == steps  # nothing left to do
     curves = read_metrics(tmp_path)
-    per_epoch = curves.dropna(subset=["val_f1"])
-    assert sorted(per_epoch.epoch) == [0, 1, 2]  # the first run's epoch is kept
-    assert set(per_epoch.run) == {0, 1}
+    assert sorted(curves.dropna(subset=["val_f1"]).epoch) == [0, 1]  # the first run's epochs are kept
+
+    # the learning-rate schedule spans max_epochs: a longer run is another training
+    with pytest.warns(TrainingResumeWarning, match="different training"):
+        longer = _fit(blob, tmp_path, max_epochs=3)
+    assert not longer.fit_result_.resumed and longer.fit_result_.global_step == 3 * steps // 2
 
 
 def test_other_training_in_workdir_is_not_resumed(blob, tmp_path):
@@ -103,8 +103,8 @@ def test_network_keeps_the_best_validation_weights(blob, tmp_path):
     assert best["state_dict"].keys() == {f"network.{k}" for k in model.network_.state_dict()}
     for name, value in model.network_.state_dict().items():
         torch.testing.assert_close(value, best["state_dict"][f"network.{name}"], rtol=0, atol=0)
-    scores = read_metrics(tmp_path).dropna(subset=["val_f1"]).val_f1
-    assert model.fit_result_.best_score == pytest.approx(scores.max())
+    scores = read_metrics(tmp_path).dropna(subset=["val_loss"]).val_loss  # the default monitor
+    assert model.fit_result_.best_score == pytest.approx(scores.min())
 
 
 def test_same_seed_same_model(blob):
@@ -139,8 +139,73 @@ class _Logits(torch.nn.Module):
         return x
 
 
+def test_mean_and_topk_pooling_follow_their_definitions():
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(3), size=12)
+    owner = np.r_[np.zeros(9, int), np.ones(3, int)]
+    mean = pool(np.log(proba), owner, 3, "mean")
+    np.testing.assert_allclose(mean[0], proba[:9].mean(axis=0) / proba[:9].mean(axis=0).sum())
+    np.testing.assert_allclose(mean[2], np.full(3, 1 / 3))
+    top = pool(np.log(proba), owner, 3, "topk")
+    k = 3  # a quarter of 9 images, rounded up
+    expected = np.sort(proba[:9], axis=0)[-k:].mean(axis=0)
+    np.testing.assert_allclose(top[0], expected / expected.sum())
+    # one image that shows the event among images sure there is none: the geometric mean all but
+    # ignores it, the mean counts it by its share, the top-k by its rank
+    quiet = np.tile([0.02, 0.98], (9, 1))
+    event = np.array([[0.999, 0.001]])
+    log_p = np.log(np.vstack([quiet, event]))
+    owner = np.zeros(10, int)
+    assert pool(log_p, owner, 1, "geometric")[0, 0] < pool(log_p, owner, 1, "mean")[0, 0] < pool(log_p, owner, 1, "topk")[0, 0]
+    with pytest.raises(ValueError, match="pooling rule"):
+        pool(log_p, owner, 1, "median")
+
+
+def test_pooling_is_chosen_by_validation_macro_f1():
+    # class 0 objects: seven images leaning to class 0 and one glitch sure of class 1, which vetoes
+    # class 0 under the geometric mean and tops class 1 under the top-k; the mean alone gets it right
+    items, owner = [], []
+    for k in range(6):
+        rows = [[0.6, 0.4]] * 7 + [[1e-4, 1 - 1e-4]] if k < 3 else [[0.4, 0.6]] * 8
+        items += rows
+        owner += [k] * len(rows)
+    rule, table = choose_pooling(np.log(np.array(items)), np.array(owner), np.array([0, 0, 0, 1, 1, 1]))
+    assert rule == "mean" and table["mean"]["macro_f1"] == 1.0
+    assert table["geometric"]["macro_f1"] < 1.0 and table["topk"]["macro_f1"] < 1.0
+
+
+def test_warmup_then_cosine_schedule_and_smoothing_in_training_only():
+    net = torch.nn.Linear(3, 3)
+    module = ClassifierModule(net, 3, lr=0.1, warmup=0.1, label_smoothing=0.2)
+
+    class _Trainer:
+        estimated_stepping_batches = 100
+
+    module._trainer = _Trainer()  # what configure_optimizers reads
+    config = ClassifierModule.configure_optimizers(module)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
+    assert rates[10] == pytest.approx(0.1) and rates[55] == pytest.approx(0.05, rel=0.05) and rates[99] < 1e-3
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    logits = torch.tensor([[4.0, 0, 0]])
+    batch = {"x": logits, "y": torch.tensor([0])}
+    module.network = _Logits()
+    module.log = lambda *a, **k: None
+    train_loss = module._common_step(batch, "train")[0]
+    val_loss = module._common_step(batch, "val")[0]
+    assert val_loss == pytest.approx(torch.nn.functional.cross_entropy(logits, batch["y"]).item())
+    assert train_loss > val_loss  # smoothing penalises the confident right answer
+    with pytest.raises(ValueError):
+        ClassifierModule(net, 3, schedule="step")
+
+
 def test_validation_f1_is_object_level_macro_f1():
-    module = ClassifierModule(_Logits(), 3)
+    module = ClassifierModule(_Logits(), 3, pool_items=pool_log_proba)
     logged = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, value)
     logits = torch.tensor([[3.0, 0, 0], [0, 3, 0], [2, 0, 0], [0, 0, 3], [0, 0.5, 0], [0, 2, 0]])

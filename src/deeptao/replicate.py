@@ -46,7 +46,8 @@ class ReplicateOptions:
 
     data: Path | None = option("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
     tasks: tuple[str, ...] = option("classification tasks (the image split runs on the first only)", default=("6class", "5class"), choices=("6class", "5class", "binary"))
-    models: tuple[str, ...] = option("models to train", default=("seed-cnn", "taonet", "taonet-lc", "lc-rf"))
+    models: tuple[str, ...] = option("models to train on the first task", default=("seed-cnn", "taonet", "taonet-lc", "lc-rf"))
+    other_task_models: tuple[str, ...] = option("models to train on the tasks after the first (default: those of the published TAO-Net comparison)", default=("taonet", "taonet-lc", "lc-rf"))
     split: str = option("object (honest), image (the leaky protocol, seed-cnn only) or both", default="both", choices=("object", "image", "both"))
     seeds: int = option("repeat with this many seeds (split and training); reports mean ± std and a bootstrap interval", default=3)
     max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
@@ -107,7 +108,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
         if seed == 0:
             split_sizes = _split_sizes(cache, task, object_split if "object" in split_modes else None, image_split)
         for k, (task_name, task_data) in enumerate(zip(opts.tasks, tasks, strict=True)):
-            for model in opts.models:
+            for model in opts.models if k == 0 else opts.other_task_models:
                 for mode in split_modes:
                     if mode == "image" and (model != "seed-cnn" or k > 0):
                         continue
@@ -151,7 +152,7 @@ def _check(opts: ReplicateOptions) -> None:
     if len(set(opts.tasks)) != len(opts.tasks):
         raise ValueError(f"tasks repeat: {' '.join(opts.tasks)}")
     known = list_models()
-    for model in opts.models:
+    for model in (*opts.models, *opts.other_task_models):
         if model not in known:
             raise ValueError(f"unknown model {model!r}; known models: {', '.join(known)}")
     if opts.split not in ("object", "image", "both"):
@@ -194,11 +195,12 @@ def _prepare_inputs(cache: Any, opts: ReplicateOptions) -> None:
     from deeptao.lightcurves import compute_features
 
     workers = opts.workers or os.cpu_count() or 1
-    if any(m in opts.models for m in ("lc-rf", "taonet-lc")):
+    models = set(opts.models) | (set(opts.other_task_models) if len(opts.tasks) > 1 else set())
+    if models & {"lc-rf", "taonet-lc"}:
         t = time.perf_counter()
         compute_features(cache, workers=workers)
         _log(f"light-curve features ready in {time.perf_counter() - t:.0f} s")
-    if any(m in opts.models for m in ("taonet", "taonet-lc")):
+    if models & {"taonet", "taonet-lc"}:
         t = time.perf_counter()
         open_sequences(cache)
         _log(f"nightly co-adds ready in {time.perf_counter() - t:.0f} s")

@@ -135,6 +135,11 @@ class ClassifierModule(L.LightningModule):
         hundred steps at a constant rate end wherever the last noisy step
         left the weights; the decay lets them settle.
     warmup : float, default=0.05
+    label_smoothing : float, default=0
+        Training loss only: the target puts this much probability evenly on
+        all classes, which tempers overconfidence when some labels are wrong
+        (the release's classes come from follow-up that is sometimes unsure);
+        validation loss stays the plain cross-entropy that model selection reads.
     pool_items : callable, optional
         ``pool_items(log_proba, owner, n_owners) -> proba`` turns the
         validation items' log-probabilities into one prediction per object,
@@ -151,6 +156,7 @@ class ClassifierModule(L.LightningModule):
         class_weights: Sequence[float] | None = None,
         schedule: str = "cosine",
         warmup: float = 0.05,
+        label_smoothing: float = 0.0,
         pool_items: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None,
     ) -> None:
         super().__init__()
@@ -158,6 +164,8 @@ class ClassifierModule(L.LightningModule):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
         if not 0.0 <= warmup < 1.0:
             raise ValueError(f"warmup must be in [0, 1), got {warmup!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         self.save_hyperparameters(ignore=["network", "pool_items"])
         self.network = network
         self.pool_items = pool_items
@@ -170,7 +178,8 @@ class ClassifierModule(L.LightningModule):
 
     def _common_step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
-        loss = F.cross_entropy(logits, batch["y"], weight=self.class_weights)
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits.float(), batch["y"], weight=self.class_weights, label_smoothing=smoothing)
         self.log(
             f"{stage}_loss",
             loss,

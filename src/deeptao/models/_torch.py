@@ -189,6 +189,8 @@ class TorchClassifier(ObjectClassifier):
         Warm-up then cosine decay over the whole run, or a constant rate.
     warmup : float
         Share of the optimiser steps spent warming up.
+    label_smoothing : float
+        Share of each training target spread evenly over the classes.
     patience : int
         Epochs without validation improvement before stopping.
     monitor : {"val_loss", "val_f1"}
@@ -234,6 +236,7 @@ class TorchClassifier(ObjectClassifier):
         weight_decay: float = 1e-4,
         schedule: str = "cosine",
         warmup: float = 0.05,
+        label_smoothing: float = 0.0,
         patience: int = 5,
         monitor: str = "val_loss",
         class_weight: str | None = "balanced",
@@ -254,6 +257,7 @@ class TorchClassifier(ObjectClassifier):
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.warmup = warmup
+        self.label_smoothing = label_smoothing
         self.patience = patience
         self.monitor = monitor
         self.class_weight = class_weight
@@ -378,6 +382,7 @@ class TorchClassifier(ObjectClassifier):
             class_weights=None if weights is None else weights.tolist(),
             schedule=self.schedule,
             warmup=self.warmup,
+            label_smoothing=self.label_smoothing,
             pool_items=self._validation_pooling(),
         )
         fingerprint = {

@@ -160,7 +160,7 @@ class TaoNetClassifier(TorchClassifier):
         Side of the central square the representation keeps.
     embed, hidden : int, default=64, 48
         Night encoding size and GRU state size (each direction).
-    dropout : float, default=0.3
+    dropout : float, default=0.5
         Before each layer of the head.
     night_dropout : float, default=0.1
         Training: each night is left out with this chance (one always stays),
@@ -170,12 +170,16 @@ class TaoNetClassifier(TorchClassifier):
         added to its co-add (a fresh draw every epoch).
     views : int, default=8
         Flips/rotations averaged at prediction (1: the image as it is).
-    max_epochs : int, default=30
+    max_epochs : int, default=12
     batch_size : int, default=32
         Objects per training batch.
     lr : float, default=2e-3
-    weight_decay : float, default=0.05
+    weight_decay : float, default=0.2
     patience : int, default=8
+    label_smoothing : float, default=0.1
+    precision : {"auto", "32", "bf16"}, default="auto"
+        bfloat16 autocast where the CPU or GPU supports it (about 1.6x the
+        training speed on a 2-core CPU with avx512_bf16).
     **kwargs
         The common parameters of :class:`deeptao.models._torch.TorchClassifier`.
     """
@@ -190,22 +194,23 @@ class TaoNetClassifier(TorchClassifier):
         crop: int = 32,
         embed: int = 64,
         hidden: int = 48,
-        dropout: float = 0.3,
+        dropout: float = 0.5,
         night_dropout: float = 0.1,
         noise: float = 0.5,
         views: int = _N_VIEWS,
-        max_epochs: int = 30,
+        max_epochs: int = 12,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         lr: float = 2e-3,
-        weight_decay: float = 0.05,
+        weight_decay: float = 0.2,
         patience: int = 8,
-        precision: str = "32",
+        label_smoothing: float = 0.1,
+        precision: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(
             max_epochs=max_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr,
-            weight_decay=weight_decay, patience=patience, precision=precision, **kwargs,
+            weight_decay=weight_decay, patience=patience, label_smoothing=label_smoothing, precision=precision, **kwargs,
         )  # fmt: skip
         self.crop = crop
         self.embed = embed
