@@ -50,6 +50,7 @@ class ReplicateOptions:
     other_task_models: tuple[str, ...] = option("models to train on the tasks after the first (default: those of the published TAO-Net comparison)", default=("taonet", "taonet-lc", "lc-rf"))
     split: str = option("object (honest), image (the leaky protocol, seed-cnn only) or both", default="both", choices=("object", "image", "both"))
     seeds: int = option("repeat with this many seeds (split and training); reports mean ± std and a bootstrap interval", default=3)
+    image_split_seeds: int = option("seeds of the leaky image split (a measurement of leakage, not a model to compare)", default=1)
     max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
     max_epochs: int | None = option("epochs per network (default: each model's own)", default=None)
     max_minutes: float | None = option("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
@@ -103,14 +104,14 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
             if suffix:
                 written[0].rename(out / f"split{suffix}.csv")
         image_split = None
-        if "image" in split_modes and "seed-cnn" in opts.models:
+        if "image" in split_modes and "seed-cnn" in opts.models and seed < opts.image_split_seeds:
             _, image_split = split_cache(cache, mode="image", seed=seed)
         if seed == 0:
             split_sizes = _split_sizes(cache, task, object_split if "object" in split_modes else None, image_split)
         for k, (task_name, task_data) in enumerate(zip(opts.tasks, tasks, strict=True)):
             for model in opts.models if k == 0 else opts.other_task_models:
                 for mode in split_modes:
-                    if mode == "image" and (model != "seed-cnn" or k > 0):
+                    if mode == "image" and (model != "seed-cnn" or k > 0 or image_split is None):
                         continue
                     tag = "" if k == 0 else f"-{task_name}"
                     stage = out / "models" / f"{model}-{mode}{tag}-seed{seed}"
@@ -159,6 +160,8 @@ def _check(opts: ReplicateOptions) -> None:
         raise ValueError(f"split must be object, image or both, got {opts.split!r}")
     if opts.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {opts.seeds}")
+    if opts.image_split_seeds < 0:
+        raise ValueError(f"image_split_seeds must be >= 0, got {opts.image_split_seeds}")
 
 
 def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:

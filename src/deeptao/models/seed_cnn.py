@@ -241,7 +241,7 @@ class SeedCNNClassifier(TorchClassifier):
         return self
 
     def _learned_state(self) -> dict[str, Any]:
-        return {"pooling_": self.pooling_, "pooling_scores_": self.pooling_scores_}
+        return {"pooling_": self._pooling_rule(), "pooling_scores_": getattr(self, "pooling_scores_", {})}
 
     def _pooling_rule(self) -> str:
         return getattr(self, "pooling_", "mean" if self.pooling == "auto" else self.pooling)

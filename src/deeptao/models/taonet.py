@@ -21,8 +21,15 @@ reference itself. The parts, and why:
   object; prediction averages the probabilities of all eight (as the ALeRCE
   stamp classifier does).
 
-Training sees every night of every object (optionally thinned by night
-dropout), as prediction does; there are no windows.
+Training sees every night of every object (thinned by night dropout, with
+fresh noise added to the co-adds each epoch), as prediction does; there are no
+windows. With a few hundred objects per class the network fits its training
+set within about ten epochs: the defaults (12 epochs under a cosine schedule,
+weight decay 0.2, dropout 0.5, label smoothing 0.1, noise of half each night's
+own noise) end the schedule where overfitting began. On a simulated survey of
+300 objects per class (three group splits) it scores 6-class macro F1
+0.623 ± 0.032 against the light-curve forest's 0.555 ± 0.016, each fit in
+under two minutes on two CPU cores (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
