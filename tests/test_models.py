@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pickle
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import torch.nn.functional as F
 
 from deeptao.data.datasets import ImageBatchSampler, ImageDataset, dihedral, normalize_images
 from deeptao.models import NotFittedError, ObjectClassifier, create_model, list_models, load_model
-from deeptao.models._torch import MaxPool2x2, ModelFileError, make_loader
+from deeptao.models._torch import MaxPool2x2, ModelFileError
 from deeptao.models._torch import load_model as load_torch_model
 from tests._fake_cache import blob_survey, to_uint16, trend_survey
 

@@ -47,7 +47,7 @@ class ReplicateOptions:
     data: Path | None = option("release root holding TAO_transients and TAO_non-transients (default: simulate the demo survey)", default=None)
     tasks: tuple[str, ...] = option("classification tasks (the image split runs on the first only)", default=("6class", "5class"), choices=("6class", "5class", "binary"))
     models: tuple[str, ...] = option("models to train on the first task", default=("seed-cnn", "taonet", "taonet-lc", "lc-rf"))
-    other_task_models: tuple[str, ...] = option("models to train on the tasks after the first (default: those of the published TAO-Net comparison)", default=("taonet", "taonet-lc", "lc-rf"))
+    other_task_models: tuple[str, ...] = option("models to train on the tasks after the first (default: those of the published TAO-Net comparison)", default=("taonet", "lc-rf"))
     split: str = option("object (honest), image (the leaky protocol, seed-cnn only) or both", default="both", choices=("object", "image", "both"))
     seeds: int = option("repeat with this many seeds (split and training); reports mean ± std and a bootstrap interval", default=3)
     image_split_seeds: int = option("seeds of the leaky image split (a measurement of leakage, not a model to compare)", default=1)

@@ -224,6 +224,8 @@ class TorchClassifier(ObjectClassifier):
     file_suffix = ".pt"
     #: whether prediction in bf16 may run a bfloat16 copy of the network (see _prepare_inference)
     _bf16_inference_copy: ClassVar[bool] = False
+    #: whether ``batch_size=None`` means "sized to the training data" (the subclass sizes it)
+    _batch_size_from_data: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -291,6 +293,8 @@ class TorchClassifier(ObjectClassifier):
     def _check_params(self) -> None:
         for name in ("max_epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
+            if name == "batch_size" and value is None and self._batch_size_from_data:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
