@@ -180,11 +180,9 @@ class ObjectNights:
         ).astype(np.float32).reshape(len(self.mjd), len(SCALAR_NAMES))
 
 
-def compress(x: np.ndarray | Any) -> Any:
-    """asinh: linear within the noise, logarithmic for bright stars (works on numpy arrays and tensors)."""
-    if isinstance(x, np.ndarray):
-        return np.arcsinh(x)
-    return x.asinh()
+def compress(x: np.ndarray) -> np.ndarray:
+    """asinh: linear within the noise, logarithmic for bright stars."""
+    return np.arcsinh(x)
 
 
 # --------------------------------------------------------------------------- one object

@@ -88,10 +88,10 @@ def features_from_arrays(
         if len(seq) < 4:
             # Flag what the reader flags, the same way, so that a file scores
             # alike whether it comes through the cache or on its own.
-            order = np.argsort(mjd, kind="stable")
+            given_blank = np.asarray(seq[2], dtype=bool)[np.argsort(mjd, kind="stable")] if len(seq) == 3 else None
             images, mjd, blank, duplicate = order_exposures(images, mjd)
-            if len(seq) == 3:
-                blank = np.asarray(seq[2], dtype=bool)[order]
+            if given_blank is not None:
+                blank = given_blank
             seq = (images, mjd, blank, duplicate)
         nights.append(object_lightcurve(*seq, settings=settings)[1])
     return pd.DataFrame(_features_of_nights(nights), columns=list(FEATURE_NAMES))
