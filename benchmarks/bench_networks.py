@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", type=_override, default=[])
     parser.add_argument("--out", type=Path, default=None, help="write every per-split score here (JSON)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep checkpoints and logs here")
+    parser.add_argument("--fit-seed-offset", type=int, default=0, help="train with seed S + this on split S (independent fits of one split)")
+    parser.add_argument("--save-proba", type=Path, default=None, help="write each fit's validation and test probabilities here (MODEL-seedS.npz)")
     args = parser.parse_args(argv)
 
     from sklearn.metrics import f1_score
@@ -72,9 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             (tr, ytr), (va, yva), (te, yte) = parts["train"], parts["val"], parts["test"]
             t = time.perf_counter()
             workdir = None if args.workdir is None else args.workdir / f"{model}-seed{seed}"
-            estimator.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed, workdir=workdir)
+            estimator.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed + args.fit_seed_offset, workdir=workdir)
             fit_s = time.perf_counter() - t
             proba = estimator.predict_proba(cache, te)
+            if args.save_proba is not None:
+                args.save_proba.mkdir(parents=True, exist_ok=True)
+                np.savez(args.save_proba / f"{model}-seed{seed}-fit{seed + args.fit_seed_offset}.npz", val_rows=va, y_val=yva, val_proba=estimator.predict_proba(cache, va), test_rows=te, y_test=yte, test_proba=proba)
             pred = proba.argmax(axis=1)
             labels = np.arange(len(task.classes))
             per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)

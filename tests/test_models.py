@@ -344,3 +344,47 @@ def test_predictions_ignore_every_label_revealing_column(real_cache):
     tampered.objects = objects
     for name, (model, proba) in honest.items():
         np.testing.assert_array_equal(model.predict_proba(tampered, rows), proba, err_msg=name)
+
+
+def test_an_ensemble_averages_members_of_which_the_first_is_the_single_network(blob, tmp_path):
+    from deeptao.models._torch import MemberAverage
+
+    cache, y = blob
+    rows = np.arange(len(y))
+    kw = dict(max_epochs=2, batch_size=8, progress=False, views=1, precision="32", calibrate=False)
+    single = create_model("taonet", **kw).fit(cache, rows, y, classes=CLASSES2, seed=3)
+    pair = create_model("taonet", members=2, **kw).fit(cache, rows, y, classes=CLASSES2, seed=3, workdir=tmp_path / "w")
+    assert isinstance(pair.network_, MemberAverage) and len(pair.fit_results_) == 2
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["member0", "member1"]
+    # member 0 trains exactly as the single network; member 1 differs
+    first, second = pair.network_.members
+    for (name, a), b in zip(first.state_dict().items(), single.network_.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    # the ensemble's probability is the members' mean
+    each = []
+    for member in (first, second):
+        solo = create_model("taonet", **kw)
+        solo.classes_, solo.network_ = CLASSES2, member
+        each.append(solo.predict_proba(cache, rows))
+    np.testing.assert_allclose(pair.predict_proba(cache, rows), np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
+    # and it survives a save and a load
+    loaded = load_model(pair.save(tmp_path / "pair.pt"))
+    np.testing.assert_allclose(loaded.predict_proba(cache, rows), pair.predict_proba(cache, rows), rtol=0, atol=1e-7)
+
+
+def test_networks_calibrate_on_validation_without_changing_any_argmax(blob, tmp_path):
+    from deeptao.models.calibration import apply_temperature, fit_temperature
+
+    cache, y = blob
+    rows = np.arange(len(y))
+    train, val = rows[::2], rows[1::2]
+    kw = dict(max_epochs=2, batch_size=8, progress=False, views=2, precision="32")
+    raw = create_model("taonet", calibrate=False, **kw).fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=1)
+    cal = create_model("taonet", **kw).fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=1)
+    assert raw.temperature_ == 1.0
+    expected = fit_temperature(raw.predict_proba(cache, val), y[val])
+    assert cal.temperature_ == pytest.approx(expected, rel=1e-6) and cal.temperature_ != 1.0
+    np.testing.assert_allclose(cal.predict_proba(cache, rows), apply_temperature(raw.predict_proba(cache, rows), expected), atol=1e-6)
+    assert (cal.predict_proba(cache, rows).argmax(1) == raw.predict_proba(cache, rows).argmax(1)).all()
+    assert load_model(cal.save(tmp_path / "m.pt")).temperature_ == pytest.approx(cal.temperature_)

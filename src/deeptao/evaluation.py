@@ -24,6 +24,9 @@ item           str        object_id, or ``object_id#k`` for image row k
 y_true         str        true class name (one of the task's classes)
 y_pred         str        predicted class name
 prob_<CLASS>   float64    predicted probability, one column per task class
+temperature    float64    optional: the temperature the probabilities were
+                          calibrated with (:mod:`deeptao.models.calibration`);
+                          NaN or absent: not calibrated
 =============  =========  ====================================================
 
 A table may hold several tasks; ``prob_`` columns of classes outside a row's
@@ -31,6 +34,15 @@ task are NaN. Scores are grouped by (model, split, task, level, seed) and then
 summarised over seeds as a mean and a *sample* standard deviation (``ddof=1``,
 the usual estimate of seed-to-seed spread); with a single seed the standard
 deviation is NaN (``null`` in JSON, empty in CSV), never a misleading 0.
+
+Calibration is scored by the expected calibration error of the top class
+(:func:`expected_calibration_error`); where a ``temperature`` column says how
+the probabilities were calibrated, the same error before calibration is
+recovered exactly from the table (``p_raw ∝ p ** T``).
+
+Early classification (``RUN/early_predictions.parquet``): the same schema plus
+a ``nights`` column, the number of first nights each test object was cut to
+(0: all of them); :func:`early_scores` gives macro F1 against ``nights``.
 
 The seed-to-seed spread says nothing about how much a macro F1 owes to the
 few test objects it was measured on, so each summary also carries a 95 %
@@ -87,6 +99,11 @@ __all__ = [
     "write_metrics_json",
     "write_f1_csv",
     "evaluate_run",
+    "expected_calibration_error",
+    "ECE_BINS",
+    "EARLY_PREDICTIONS_FILE",
+    "validate_early_predictions",
+    "early_scores",
 ]
 
 TASK_CLASSES: dict[str, tuple[str, ...]] = {task: task_classes(task) for task in TASKS}
@@ -100,6 +117,7 @@ KEY_COLUMNS = ("model", "split", "task", "level", "seed")
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 F1_FILE = "f1_scores.csv"
+EARLY_PREDICTIONS_FILE = "early_predictions.parquet"
 CONFUSION_FILE = "confusion_matrix.png"
 """Drawn by :func:`deeptao.plotting.plot_run_figures`; named here with the other run files."""
 
@@ -112,6 +130,8 @@ BOOTSTRAP_SEED = 20_240_917
 """Fixed seed of every bootstrap, so ``metrics.json`` is identical from one evaluation to the next."""
 CI_LEVEL = 0.95
 """Coverage of the macro F1 interval."""
+ECE_BINS = 15
+"""Equal-width confidence bins of the expected calibration error."""
 
 _BASE_COLUMNS = ("model", "split", "task", "seed", "level", "item", "y_true", "y_pred")
 
@@ -134,12 +154,15 @@ def make_predictions(
     y_true: Sequence[str] | np.ndarray,
     proba: np.ndarray,
     classes: Sequence[str] | None = None,
+    temperature: float | None = None,
 ) -> pd.DataFrame:
     """Build a predictions table from a classifier's probabilities.
 
     ``classes`` is the column order of ``proba`` (a classifier's ``classes_``)
     and defaults to the task's classes; ``y_true`` may hold class names or
     integer indices into ``classes``. The predicted class is the arg-max.
+    ``temperature``, when given, is the calibration temperature ``proba``
+    already carries (recorded so the uncalibrated error can be scored).
     """
     known = task_classes(task)
     classes = tuple(known if classes is None else classes)
@@ -172,6 +195,8 @@ def make_predictions(
     for cls in known:  # a classifier that never saw a class gives it probability 0
         if f"prob_{cls}" not in frame:
             frame[f"prob_{cls}"] = 0.0
+    if temperature is not None:
+        frame["temperature"] = float(temperature)
     return validate_predictions(_order_columns(frame))
 
 
@@ -227,6 +252,11 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
                 raise ValueError(f"predictions column {col!r} has non-finite values for task {task!r}")
     for col in (c for c in frame.columns if c.startswith("prob_")):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+    if "temperature" in frame.columns:
+        temperature = pd.to_numeric(frame["temperature"], errors="coerce").to_numpy(np.float64)
+        if (temperature[np.isfinite(temperature)] <= 0).any() or np.isinf(temperature).any():
+            raise ValueError("predictions column 'temperature' must hold positive numbers (NaN: not calibrated)")
+        frame["temperature"] = temperature
     dup = frame.duplicated(subset=list(KEY_COLUMNS) + ["item"])
     if dup.any():
         first = frame.loc[dup].iloc[0]
@@ -328,7 +358,10 @@ class Score:
     ``support`` and ``confusion`` are summed over seeds, so rows of
     ``confusion`` still add up to ``support``. ``macro_f1_ci`` is the
     bootstrap interval of the seed-mean macro F1 (:func:`aggregate`), NaN
-    where it was not computed (a per-seed score).
+    where it was not computed (a per-seed score). ``ece`` is the expected
+    calibration error of the probabilities as predicted, ``ece_uncalibrated``
+    the same before temperature scaling (NaN for an uncalibrated model);
+    means over seeds in a summary.
     """
 
     model: str
@@ -351,6 +384,8 @@ class Score:
     balanced_accuracy: float = math.nan
     balanced_accuracy_std: float = math.nan
     macro_f1_ci: tuple[float, float] = (math.nan, math.nan)
+    ece: float = math.nan
+    ece_uncalibrated: float = math.nan
 
     def __post_init__(self) -> None:
         nan = np.full(len(self.classes), np.nan)
@@ -404,6 +439,7 @@ def score(predictions: pd.DataFrame) -> list[Score]:
             y_true, y_pred, labels=list(classes), zero_division=0
         )
         confusion = confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64)
+        ece, ece_raw = _calibration_errors(rows, classes)
         out.append(
             Score(
                 model=model,
@@ -419,9 +455,52 @@ def score(predictions: pd.DataFrame) -> list[Score]:
                 confusion=confusion,
                 macro_f1=float(np.mean(f1)),
                 balanced_accuracy=balanced_accuracy_from_confusion(confusion),
+                ece=ece,
+                ece_uncalibrated=ece_raw,
             )
         )
     return display_order(out)
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Top-label expected calibration error: sum over confidence bins of |accuracy - confidence| x share.
+
+    ``proba`` (n, n_classes), ``y`` (n,) class indices. Bins are ``n_bins``
+    equal-width intervals of the top probability, closed on the right (the
+    first also on the left); NaN for no items.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if proba.ndim != 2 or y.shape != (len(proba),):
+        raise ValueError(f"need proba (n, n_classes) and y (n,), got {proba.shape} and {y.shape}")
+    if len(y) == 0:
+        return math.nan
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, correct, minlength=n_bins) - np.bincount(bins, confidence, minlength=n_bins))
+    return float(gap.sum() / len(y)) if count.sum() else math.nan
+
+
+def _calibration_errors(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[float, float]:
+    """ECE as predicted and, where rows carry their temperature, before it was applied."""
+    from deeptao.models.calibration import apply_temperature
+
+    proba = rows[[f"prob_{c}" for c in classes]].to_numpy(np.float64)
+    index = {c: i for i, c in enumerate(classes)}
+    y = rows["y_true"].map(index).to_numpy(np.int64)
+    ece = expected_calibration_error(proba, y)
+    if "temperature" not in rows.columns:
+        return ece, math.nan
+    temperature = rows["temperature"].to_numpy(np.float64)
+    if not np.isfinite(temperature).all():
+        return ece, math.nan
+    raw = proba.copy()
+    for t in np.unique(temperature):
+        rows_t = temperature == t
+        raw[rows_t] = apply_temperature(proba[rows_t], 1.0 / t)
+    return ece, expected_calibration_error(raw, y)
 
 
 def macro_f1_from_confusion(confusion: np.ndarray) -> np.ndarray:
@@ -566,6 +645,8 @@ def aggregate(
         stack = {name: np.stack([getattr(s, name) for s in runs]) for name in ("precision", "recall", "f1")}
         macro = np.array([s.macro_f1 for s in runs])
         balanced = np.array([s.balanced_accuracy for s in runs])
+        ece = np.array([s.ece for s in runs])
+        ece_raw = np.array([s.ece_uncalibrated for s in runs])
         ci = (math.nan, math.nan)
         if n_boot > 0 and all(s.n_seeds == 1 and s.confusion.sum() > 0 for s in runs):
             ci = macro_f1_ci([s.confusion for s in runs], n_boot=n_boot, seed=seed)
@@ -591,6 +672,8 @@ def aggregate(
                 balanced_accuracy=float(balanced.mean()),
                 balanced_accuracy_std=float(_std(balanced[:, None])[0]),
                 macro_f1_ci=ci,
+                ece=float(ece.mean()),
+                ece_uncalibrated=float(ece_raw.mean()),
             )
         )
     return display_order(out)
@@ -673,6 +756,8 @@ def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
         entry["macro_f1_ci95"] = None if math.isnan(lo) or math.isnan(hi) else [lo, hi]
     entry |= {
         "balanced_accuracy": _num(s.balanced_accuracy),
+        "ece": _num(s.ece),
+        "ece_uncalibrated": _num(s.ece_uncalibrated),
         "per_class_f1": _per_class(s.classes, s.f1),
         "per_class_precision": _per_class(s.classes, s.precision),
         "per_class_recall": _per_class(s.classes, s.recall),
@@ -719,11 +804,19 @@ def metrics_dict(
 
 
 def write_metrics_json(
-    per_seed: Sequence[Score], summary: Sequence[Score], path: str | Path, *, n_boot: int = BOOTSTRAP_REPLICATES
+    per_seed: Sequence[Score],
+    summary: Sequence[Score],
+    path: str | Path,
+    *,
+    n_boot: int = BOOTSTRAP_REPLICATES,
+    early: dict[str, list[dict[str, Any]]] | None = None,
 ) -> Path:
-    """Write :func:`metrics_dict` as strict JSON (NaN becomes ``null``)."""
+    """Write :func:`metrics_dict` as strict JSON (NaN becomes ``null``), with ``early`` (:func:`early_scores`) if given."""
     path = Path(path)
-    path.write_text(json.dumps(metrics_dict(per_seed, summary, n_boot=n_boot), indent=2, allow_nan=False) + "\n")
+    content = metrics_dict(per_seed, summary, n_boot=n_boot)
+    if early is not None:
+        content["early"] = early
+    path.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -759,6 +852,56 @@ def write_f1_csv(summary: Sequence[Score], path: str | Path) -> Path:
     return path
 
 
+# -------------------------------------------------------------------- early classification
+
+
+def validate_early_predictions(early: pd.DataFrame) -> pd.DataFrame:
+    """Check an early-classification table: the predictions schema plus ``nights`` (int >= 0)."""
+    if "nights" not in early.columns:
+        raise ValueError("early predictions lack column 'nights'")
+    nights = pd.to_numeric(early["nights"], errors="coerce")
+    if nights.isna().any() or (nights < 0).any() or not np.all(np.mod(nights, 1) == 0):
+        raise ValueError("early predictions column 'nights' must hold integers >= 0")
+    parts = []
+    for k, rows in early.assign(nights=nights.astype(np.int64)).groupby("nights", sort=True):
+        part = validate_predictions(rows.drop(columns="nights"))
+        part.insert(len(_BASE_COLUMNS), "nights", np.int64(k))
+        parts.append(part)
+    if not parts:
+        return early.copy()
+    return pd.concat(parts, ignore_index=True)
+
+
+def early_scores(early: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Macro F1 against the number of first nights, per (model, split, task, level).
+
+    Returns ``{"model/split/task/level": [{nights, macro_f1, macro_f1_std,
+    n_seeds, n_objects}, ...]}`` with ``nights`` ascending and 0 (every
+    night) last; macro F1 is the mean over seeds, std the sample std (None
+    with one seed), ``n_objects`` the objects scored per seed (mean).
+    """
+    frame = validate_early_predictions(early)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (model, split, task, level), rows in frame.groupby(["model", "split", "task", "level"], sort=True):
+        curve = []
+        for k, at_k in rows.groupby("nights", sort=True):
+            per_seed = [s.macro_f1 for s in score(at_k.drop(columns="nights"))]
+            sizes = at_k.groupby("seed").size()
+            std = float(np.std(per_seed, ddof=STD_DDOF)) if len(per_seed) > STD_DDOF else math.nan
+            curve.append(
+                {
+                    "nights": int(k),
+                    "macro_f1": float(np.mean(per_seed)),
+                    "macro_f1_std": _num(std),
+                    "n_seeds": len(per_seed),
+                    "n_objects": float(sizes.mean()),
+                }
+            )
+        curve.sort(key=lambda e: (e["nights"] == 0, e["nights"]))
+        out[f"{model}/{split}/{task}/{level}"] = curve
+    return out
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What :func:`evaluate_run` computed and wrote."""
@@ -766,6 +909,7 @@ class Evaluation:
     per_seed: list[Score]
     summary: list[Score]
     files: dict[str, Path]
+    early: dict[str, list[dict[str, Any]]] | None = None
 
 
 def evaluate_run(run_dir: str | Path, *, n_boot: int = BOOTSTRAP_REPLICATES) -> Evaluation:
@@ -782,8 +926,10 @@ def evaluate_run(run_dir: str | Path, *, n_boot: int = BOOTSTRAP_REPLICATES) -> 
     predictions = load_predictions(run_dir)
     per_seed = score(predictions)
     summary = aggregate(per_seed, n_boot=n_boot)
+    early_path = run_dir / EARLY_PREDICTIONS_FILE
+    early = early_scores(pd.read_parquet(early_path)) if early_path.is_file() else None
     files = {
-        "metrics": write_metrics_json(per_seed, summary, run_dir / METRICS_FILE, n_boot=n_boot),
+        "metrics": write_metrics_json(per_seed, summary, run_dir / METRICS_FILE, n_boot=n_boot, early=early),
         "f1_scores": write_f1_csv(summary, run_dir / F1_FILE),
     }
-    return Evaluation(per_seed=per_seed, summary=summary, files=files)
+    return Evaluation(per_seed=per_seed, summary=summary, files=files, early=early)

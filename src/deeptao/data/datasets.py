@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from deeptao.data.representation import SCALAR_NAMES, ObjectNights, compress
+from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, compress
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -208,17 +208,21 @@ def _split_keys(keys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return pos, codes
 
 
-def night_arrays(obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def night_arrays(
+    obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None, *, aperture: float = SequenceSettings.aperture
+) -> dict[str, np.ndarray]:
     """A network's inputs for one object (see :mod:`deeptao.data.representation`).
 
     ``x`` (T, 2, c, c): the compressed co-add and co-add - reference of each
-    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, 5).
+    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, S),
+    the forced photometry in an ``aperture``-pixel radius (the settings the
+    representation was built with).
     ``code`` flips/rotates every image of the object alike (:func:`dihedral`);
     ``keep`` selects nights (training's night dropout). An object with no
     night gets one empty night, so every object has an input.
     """
     coadd, reference = obj.coadd, obj.reference
-    scalars = obj.scalars()
+    scalars = obj.scalars(aperture)
     if len(coadd) == 0:
         coadd = np.zeros((1, *reference.shape), np.float32)
         scalars = np.zeros((1, len(SCALAR_NAMES)), np.float32)
@@ -299,7 +303,7 @@ class NightDataset(Dataset):
                 extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
                 extra *= (self.noise * obj.night_noise)[:, None, None]
                 obj = dataclasses.replace(obj, coadd=obj.coadd + extra)
-        item: dict[str, Any] = night_arrays(obj, int(code), keep)
+        item: dict[str, Any] = night_arrays(obj, int(code), keep, aperture=self.store.settings.aperture)
         item["y"] = int(self.y[pos])
         item["owner"] = int(pos)
         if self.features is not None:

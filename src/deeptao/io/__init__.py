@@ -1,6 +1,13 @@
 """Reading Deep-TAO FITS files: one file, one :class:`TaoObject`."""
 
-from deeptao.io._exposures import NIGHT_GAP_DAYS, assign_nights, blank_images, duplicate_exposures, order_exposures
+from deeptao.io._exposures import (
+    NIGHT_GAP_DAYS,
+    assign_nights,
+    blank_images,
+    duplicate_exposures,
+    first_nights,
+    order_exposures,
+)
 from deeptao.io._reader import (
     IMAGE_SHAPE,
     TaoFormatError,
@@ -16,6 +23,7 @@ __all__ = [
     "assign_nights",
     "blank_images",
     "duplicate_exposures",
+    "first_nights",
     "order_exposures",
     "IMAGE_SHAPE",
     "TaoFormatError",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "NIGHT_GAP_DAYS"]
+__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "first_nights", "NIGHT_GAP_DAYS"]
 
 #: exposures closer than this many days (chained) make one night
 NIGHT_GAP_DAYS = 0.5
@@ -69,3 +69,29 @@ def order_exposures(images: np.ndarray, mjd: np.ndarray) -> tuple[np.ndarray, np
     order = np.argsort(mjd, kind="stable")
     images, mjd = images[order], mjd[order]
     return images, mjd, blank_images(images), duplicate_exposures(mjd)
+
+
+def first_nights(
+    images: np.ndarray, mjd: np.ndarray, nights: int, night_gap: float = NIGHT_GAP_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exposures of an object as known after its first ``nights`` nights, in MJD order.
+
+    Nights are counted over the exposures that count (not blank, not a
+    duplicate), as every model sees them; blank or duplicate images inside that
+    time stay (the models skip them anyway), later exposures go. Early
+    classification scores a model on these.
+
+    Returns ``(images, mjd)``.
+    """
+    if not isinstance(nights, (int, np.integer)) or nights < 1:
+        raise ValueError(f"need at least one night, got {nights!r}")
+    images, mjd, blank, duplicate = order_exposures(images, mjd)
+    usable = np.flatnonzero(~blank & ~duplicate)
+    if usable.size == 0:
+        return images, mjd
+    night = assign_nights(mjd[usable], night_gap)
+    if night[-1] < nights:
+        return images, mjd
+    last = mjd[usable[np.searchsorted(night, nights) - 1]]
+    keep = mjd <= last
+    return images[keep], mjd[keep]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeptao.data.datasets import passthrough
 from deeptao.models._registry import get_model_builder
+from deeptao.models.calibration import apply_temperature, fit_temperature
 from deeptao.models.base import ObjectClassifier
 from deeptao.io import order_exposures
 from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module
@@ -55,7 +57,24 @@ Source = tuple[np.ndarray, np.ndarray, np.ndarray]
 # Parameters that change where a training runs or how it is watched, not what it
 # learns: a checkpoint made under other values of these may be resumed. (The
 # epoch count is not one of them: the learning-rate schedule spans it.)
-_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size"})
+_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size", "calibrate", "members"})
+
+
+class MemberAverage(nn.Module):
+    """Independently trained networks as one: the log of their mean probability.
+
+    Its output is a valid logit vector (softmax gives back the mean
+    probability), so prediction, bfloat16 copies and export treat an
+    ensemble exactly as a single network.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        log_proba = torch.stack([torch.log_softmax(m(*args, **kwargs).float(), dim=1) for m in self.members])
+        return torch.logsumexp(log_proba, dim=0) - math.log(len(self.members))
 
 
 class ModelFileError(ValueError):
@@ -217,6 +236,17 @@ class TorchClassifier(ObjectClassifier):
     precision : {"auto", "32", "bf16"}
         Compute precision for training and prediction; "auto" uses bfloat16
         mixed precision where the hardware supports it.
+    members : int
+        Independently trained networks (different initialisation, dropout
+        and batch order; the same data) whose probabilities are averaged: a
+        deep ensemble, ``members`` times the training time. Member ``j``
+        trains with seed ``seed + 1000 j`` (member 0 is the single network
+        ``members=1`` trains) and, under ``workdir``, in ``workdir/member<j>``.
+    calibrate : bool
+        After training, fit a temperature on the validation objects
+        (:mod:`deeptao.models.calibration`); every object-level probability
+        the model predicts afterwards is calibrated by it (``temperature_``,
+        1.0 without validation objects). Arg-max and F1 are unchanged.
     """
 
     #: registry name, written into saved files so that loading rebuilds the right estimator
@@ -226,6 +256,8 @@ class TorchClassifier(ObjectClassifier):
     _bf16_inference_copy: ClassVar[bool] = False
     #: whether ``batch_size=None`` means "sized to the training data" (the subclass sizes it)
     _batch_size_from_data: ClassVar[bool] = False
+    #: the calibration temperature (1.0: none); fitted by ``fit`` on validation
+    temperature_: float = 1.0
 
     def __init__(
         self,
@@ -250,6 +282,8 @@ class TorchClassifier(ObjectClassifier):
         progress: bool | None = None,
         deterministic: bool = True,
         precision: str = "auto",
+        members: int = 1,
+        calibrate: bool = True,
     ) -> None:
         self.max_epochs = max_epochs
         self.max_time = max_time
@@ -271,6 +305,8 @@ class TorchClassifier(ObjectClassifier):
         self.progress = progress
         self.deterministic = deterministic
         self.precision = precision
+        self.members = members
+        self.calibrate = calibrate
 
     # ------------------------------------------------------------------ parameters
 
@@ -301,6 +337,8 @@ class TorchClassifier(ObjectClassifier):
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.class_weight not in ("balanced", "none", None):
             raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+        if not isinstance(self.members, int) or self.members < 1:
+            raise ValueError(f"members must be a positive int, got {self.members!r}")
         if self.max_objects is not None and self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1 or None, got {self.max_objects!r}")
 
@@ -323,9 +361,16 @@ class TorchClassifier(ObjectClassifier):
     def _build_network(self, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    def _network(self, n_classes: int) -> nn.Module:
+    def _member(self, n_classes: int) -> nn.Module:
+        """One network as trained."""
         # channels-last: the layout oneDNN convolutions run fastest in on CPU
         return self._build_network(n_classes).to(memory_format=torch.channels_last)
+
+    def _network(self, n_classes: int) -> nn.Module:
+        """The fitted model's network: one member, or their :class:`MemberAverage`."""
+        if self.members == 1:
+            return self._member(n_classes)
+        return MemberAverage([self._member(n_classes) for _ in range(self.members)])
 
     def _init_network(self, network: nn.Module) -> None:
         """Set what a fresh network learns from the training data before any step (none by default)."""
@@ -369,11 +414,35 @@ class TorchClassifier(ObjectClassifier):
         workdir: Path | None,
         data_digest: str,
     ) -> TorchClassifier:
+        """Train ``members`` networks with ``make_loaders(member_seed)``; ``network_`` is the last or their average."""
         self._check_params()
         classes = tuple(str(c) for c in classes)
-        train_loader, val_loader, y_items = make_loaders()
+        networks, results = [], []
+        for j in range(self.members):
+            member_dir = workdir if workdir is None or self.members == 1 else Path(workdir) / f"member{j}"
+            network, result = self._train_member(
+                make_loaders, classes=classes, seed=seed + 1000 * j, workdir=member_dir, data_digest=data_digest
+            )
+            networks.append(network.cpu().eval())
+            results.append(result)
+        self.fit_results_ = results
+        self.fit_result_: FitResult = results[0]
+        self.network_ = networks[0] if self.members == 1 else MemberAverage(networks).eval()
+        self.classes_ = classes
+        return self
+
+    def _train_member(
+        self,
+        make_loaders: Any,
+        *,
+        classes: tuple[str, ...],
+        seed: int,
+        workdir: Path | None,
+        data_digest: str,
+    ) -> tuple[nn.Module, FitResult]:
+        train_loader, val_loader, y_items = make_loaders(seed)
         torch.manual_seed(seed)
-        network = self._network(len(classes))
+        network = self._member(len(classes))
         self._init_network(network)
         if len(y_items) == 0:
             raise ValueError("no training items: the training rows hold no images")
@@ -396,7 +465,7 @@ class TorchClassifier(ObjectClassifier):
             "data": data_digest,
             "seed": int(seed),
         }
-        self.fit_result_: FitResult = fit_module(
+        result = fit_module(
             module,
             train_loader,
             val_loader,
@@ -405,9 +474,7 @@ class TorchClassifier(ObjectClassifier):
             workdir=workdir,
             fingerprint=fingerprint,
         )
-        self.network_ = network.cpu().eval()
-        self.classes_ = classes
-        return self
+        return network, result
 
     def fit(
         self,
@@ -434,13 +501,26 @@ class TorchClassifier(ObjectClassifier):
             val_rows, y_val = self._check_xy(val_rows, y_val, len(classes), "validation")
             val_rows, y_val = _stratified_cap(val_rows, y_val, self.max_objects, seed)
         digest = _digest(rows, y, val_rows, y_val, np.asarray([len(cache)]))
-        return self._fit_with(
-            lambda: self._make_loaders(cache, rows, y, val_rows, y_val, seed),
+        self._fit_with(
+            lambda member_seed: self._make_loaders(cache, rows, y, val_rows, y_val, member_seed),
             classes=classes,
             seed=seed,
             workdir=workdir,
             data_digest=digest,
         )
+        self.temperature_ = 1.0
+        has_val = val_rows is not None and len(val_rows) > 0
+        self._after_training(cache, val_rows if has_val else None, y_val if has_val else None)
+        if has_val and self.calibrate:
+            self.temperature_ = fit_temperature(self.predict_proba(cache, val_rows), y_val)
+        return self
+
+    def _after_training(self, cache: PreparedCache, val_rows: np.ndarray | None, y_val: np.ndarray | None) -> None:
+        """Choices made on the validation objects (None: there are none) once the weights are final, before calibration."""
+
+    def _calibrated(self, proba: np.ndarray) -> np.ndarray:
+        """Object-level probabilities under the fitted temperature."""
+        return proba if self.temperature_ == 1.0 else apply_temperature(proba, self.temperature_)
 
     # ------------------------------------------------------------------ prediction
 
@@ -491,7 +571,7 @@ class TorchClassifier(ObjectClassifier):
         """Class probabilities per object, shape ``(len(rows), len(classes_))``."""
         self._prepare_inference()
         rows = np.asarray(rows, dtype=np.int64)
-        return self._predict_sources(cache_sources(cache, rows), len(rows))
+        return self._calibrated(self._predict_sources(cache_sources(cache, rows), len(rows)))
 
     def predict_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Class probabilities for objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs.
@@ -501,7 +581,7 @@ class TorchClassifier(ObjectClassifier):
         """
         self._prepare_inference()
         items = list(items)
-        return self._predict_sources(array_sources(items), len(items))
+        return self._calibrated(self._predict_sources(array_sources(items), len(items)))
 
     # ------------------------------------------------------------------ files
 
@@ -526,8 +606,8 @@ class TorchClassifier(ObjectClassifier):
         return path
 
     def _learned_state(self) -> dict[str, Any]:
-        """Fitted state beside the weights (JSON-like values), saved with them; none by default."""
-        return {}
+        """Fitted state beside the weights (JSON-like values), saved with them; subclasses add theirs."""
+        return {"temperature_": float(self.temperature_)}
 
     def _restore(self, classes: Sequence[str], state_dict: dict[str, torch.Tensor], learned: dict[str, Any] | None = None) -> None:
         self.classes_ = tuple(classes)

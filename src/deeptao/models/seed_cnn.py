@@ -218,30 +218,18 @@ class SeedCNNClassifier(TorchClassifier):
             y_val_images = y_val[val_owner]
         return self._image_loaders(cache, images, y[owner], owner, val_images, y_val_images, val_owner, seed)
 
-    def fit(
-        self,
-        cache: PreparedCache,
-        rows: np.ndarray,
-        y: np.ndarray,
-        *,
-        classes: Sequence[str],
-        val_rows: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        seed: int = 0,
-        workdir: Path | None = None,
-    ) -> SeedCNNClassifier:
-        """Train on the images of the objects at ``rows``, then choose the pooling rule on validation."""
-        super().fit(cache, rows, y, classes=classes, val_rows=val_rows, y_val=y_val, seed=seed, workdir=workdir)
+    def _after_training(self, cache: PreparedCache, val_rows: np.ndarray | None, y_val: np.ndarray | None) -> None:
+        """Choose the pooling rule on the validation objects (before calibration, which pools by it)."""
         self.pooling_ = "mean" if self.pooling == "auto" else self.pooling
         self.pooling_scores_: dict[str, dict[str, float]] = {}
-        if self.pooling == "auto" and val_rows is not None and len(val_rows):
-            log_proba, owner = self._item_log_proba(cache_sources(cache, np.asarray(val_rows, dtype=np.int64)))
-            if len(owner):
-                self.pooling_, self.pooling_scores_ = choose_pooling(log_proba, owner, np.asarray(y_val, dtype=np.int64))
-        return self
+        if self.pooling != "auto" or val_rows is None:
+            return
+        log_proba, owner = self._item_log_proba(cache_sources(cache, np.asarray(val_rows, dtype=np.int64)))
+        if len(owner):
+            self.pooling_, self.pooling_scores_ = choose_pooling(log_proba, owner, np.asarray(y_val, dtype=np.int64))
 
     def _learned_state(self) -> dict[str, Any]:
-        return {"pooling_": self._pooling_rule(), "pooling_scores_": getattr(self, "pooling_scores_", {})}
+        return super()._learned_state() | {"pooling_": self._pooling_rule(), "pooling_scores_": getattr(self, "pooling_scores_", {})}
 
     def _pooling_rule(self) -> str:
         return getattr(self, "pooling_", "mean" if self.pooling == "auto" else self.pooling)
@@ -286,7 +274,7 @@ class SeedCNNClassifier(TorchClassifier):
             val_owner = np.arange(len(val_image_rows), dtype=np.int64)
         digest = _digest(image_rows, y, val_image_rows, y_val, np.asarray([len(cache), 1]))
         return self._fit_with(
-            lambda: self._image_loaders(cache, image_rows, y, owner, val_image_rows, y_val, val_owner, seed),
+            lambda member_seed: self._image_loaders(cache, image_rows, y, owner, val_image_rows, y_val, val_owner, member_seed),
             classes=classes,
             seed=seed,
             workdir=workdir,

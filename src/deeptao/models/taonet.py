@@ -258,8 +258,8 @@ class TaoNetClassifier(TorchClassifier):
             n_features=self._n_features(),
         )  # fmt: skip
 
-    def _network(self, n_classes: int) -> nn.Module:
-        return self._build_network(n_classes)
+    def _member(self, n_classes: int) -> nn.Module:
+        return self._build_network(n_classes)  # no channels-last: the stamps are small and the GRU dominates
 
     # ------------------------------------------------------------------ features (taonet-lc)
 
@@ -342,9 +342,10 @@ class TaoNetClassifier(TorchClassifier):
                 np.add.at(proba, owner, proba_views / self.views)
                 pending.clear()
 
+        aperture = self._settings().aperture
         for k, obj in enumerate(objects):
             for code in range(self.views):
-                item = night_arrays(obj, code)
+                item = night_arrays(obj, code, aperture=aperture)
                 item["owner"] = k
                 if features is not None:
                     item["features"] = np.asarray(features[k], np.float32)
@@ -352,7 +353,7 @@ class TaoNetClassifier(TorchClassifier):
             if len(pending) >= self.eval_batch_size:
                 flush()
         flush()
-        return proba / proba.sum(axis=1, keepdims=True)
+        return self._calibrated(proba / proba.sum(axis=1, keepdims=True))
 
 
 @register_model("taonet")
