@@ -3,6 +3,7 @@
 from deeptao.io._exposures import NIGHT_GAP_DAYS, assign_nights, blank_images, duplicate_exposures, order_exposures
 from deeptao.io._reader import (
     IMAGE_SHAPE,
+    ReadFault,
     TaoFormatError,
     TaoObject,
     iter_fits_files,
@@ -18,6 +19,7 @@ __all__ = [
     "duplicate_exposures",
     "order_exposures",
     "IMAGE_SHAPE",
+    "ReadFault",
     "TaoFormatError",
     "TaoObject",
     "iter_fits_files",
