@@ -299,7 +299,8 @@ def read_image_stack(buf: bytes, hdus: list[HDU], index: np.ndarray) -> np.ndarr
         return np.zeros((0, 64, 64), dtype=np.uint16)
     chosen = [hdus[i] for i in index]
     layouts = set()
-    for h in chosen:
+    # Repeated headers share one cards dict (scan_hdus parses them once): check each dict once.
+    for h in {id(h.cards): h for h in chosen}.values():
         fault = image_fault(h)
         if fault is not None:
             raise FitsStructureError(f"HDU at byte {h.header_start}: {fault}")

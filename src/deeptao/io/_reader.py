@@ -336,15 +336,18 @@ def _usable_rows(
         faults.append(ReadFault(ext, int(k), reason))
     rows = owner
     keep = np.ones(len(rows), dtype=bool)
-    for j, k in enumerate(rows):
-        ext = int(hdu_ext[k])
+    verdict: dict[int, str | None] = {}  # per cards dict: repeated headers share one
+    for j, ext in enumerate(hdu_ext[rows].tolist()):
         hdu = hdus[ext]
-        reason = image_fault(hdu)
-        if reason is None and (hdu.cards["NAXIS2"], hdu.cards["NAXIS1"]) != IMAGE_SHAPE:
-            reason = f"image is {hdu.cards['NAXIS2']}x{hdu.cards['NAXIS1']}, not {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}"
-        if reason is not None:
+        key = id(hdu.cards)
+        if key not in verdict:
+            reason = image_fault(hdu)
+            if reason is None and (hdu.cards["NAXIS2"], hdu.cards["NAXIS1"]) != IMAGE_SHAPE:
+                reason = f"image is {hdu.cards['NAXIS2']}x{hdu.cards['NAXIS1']}, not {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}"
+            verdict[key] = reason
+        if verdict[key] is not None:
             keep[j] = False
-            faults.append(ReadFault(ext, int(k), reason))
+            faults.append(ReadFault(ext, int(rows[j]), verdict[key]))
     named = np.zeros(len(hdus), dtype=bool)
     named[hdu_ext[ext_ok & in_file]] = True
     for ext in np.flatnonzero(~named[2:]) + 2:
