@@ -4,7 +4,12 @@ The release has two variants (DATASET.md): transient files with numeric
 ``HDU_Ext``/``MJD`` and a ``Date`` column, and non-transient files that store
 ``HDU_Ext``/``MJD`` as strings and call the date column ``DATE``. Both come
 out of :func:`read_object` in the same shape, so nothing downstream needs to
-know which it read.
+know which it read. Columns are found by name in any case and order, scaled
+by their TZERO/TSCAL/TNULL cards, and may hold numbers or padded strings.
+
+A fault that concerns one image or one row costs that image or row only
+(listed in :attr:`TaoObject.faults`); only a file that yields no usable image
+is refused, with :class:`TaoFormatError`.
 """
 
 from __future__ import annotations
