@@ -325,6 +325,9 @@ def test_lowercase_reordered_and_extra_columns(tmp_path):
         fits.Column("hdu_ext", "K", array=np.arange(2, 6)),
         fits.Column("date", "7A", array=["x2", "x0", "x3", "x1"]),
         fits.Column("Notes", "20A", array=["extra"] * 4),
+        fits.Column("flags", "11X", array=[[1] * 11] * 4),  # formats the reader skips, not decodes
+        fits.Column("phase", "C", array=[1 + 2j] * 4),
+        fits.Column("history", "PJ()", array=[[1], [1, 2], [], [3]]),
     ]
     obj = read_object(_write(tmp_path / "lower.fits", cols, images))
     assert obj.faults == ()
@@ -461,4 +464,25 @@ def test_image_hdus_no_row_names_and_repeated_rows(tmp_path):
         ReadFault(4, None, "image HDU that no table row names"),
         ReadFault(6, None, "image HDU that no table row names"),
         ReadFault(3, 2, "HDU_Ext 3 repeats row 1"),
+    )
+
+
+def test_hdu_ext_in_a_format_the_reader_does_not_decode_is_refused(tmp_path):
+    cols = [fits.Column("HDU_Ext", "PJ()", array=[[2]]), fits.Column("MJD", "D", array=[53000.5])]
+    _fails(_write(tmp_path / "heap.fits", cols, _tagged(1)), "table column 'HDU_Ext' has a format the reader does not decode")
+
+
+def test_rows_whose_hdu_ext_or_mjd_is_not_usable_are_dropped(tmp_path):
+    cols = [
+        fits.Column("HDU_Ext", "D", array=[2.0, 3.5, 4.0, 1e30, 6.0]),
+        fits.Column("MJD", "D", array=[53000.5, 53001.5, np.nan, 53003.5, 53004.5]),
+    ]
+    obj = read_object(_write(tmp_path / "cells.fits", cols, _tagged(5)))
+    assert list(obj.images[:, 0, 0]) == [100, 104]
+    assert obj.faults == (
+        ReadFault(3, None, "image HDU that no table row names"),
+        ReadFault(5, None, "image HDU that no table row names"),
+        ReadFault(None, 1, "HDU_Ext 3.5 is not an extension number"),
+        ReadFault(4, 2, "MJD nan is not a number"),
+        ReadFault(None, 3, "HDU_Ext 1e+30 is not an extension number"),
     )

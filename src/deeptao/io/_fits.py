@@ -15,6 +15,7 @@ misread.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ _TFORM = {
     "D": (">f8", 8),
     "A": ("S", 1),
 }
+# Formats with a known width that are not decoded (bits, complex, heap descriptors): code -> bytes for repeat r
+_OPAQUE = {"X": lambda r: -(-r // 8), "C": lambda r: 8 * r, "M": lambda r: 16 * r, "P": lambda r: 8, "Q": lambda r: 16}
+_TFORM_SHAPE = re.compile(r"^(\d*)([A-Z])")
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
@@ -195,8 +199,12 @@ def scan_hdus(buf: bytes) -> list[HDU]:
     return hdus
 
 
-def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
+def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray | None]:
     """Columns of a fixed-width binary table: strings decoded and stripped, numbers scaled.
+
+    A column this reader does not decode (bits ``X``, complex ``C``/``M``,
+    variable-length ``P``/``Q``) is None: its width is skipped, so a table
+    may carry such columns beside the ones the caller uses.
 
     A numeric column with ``TSCALn``/``TZEROn`` comes out as its true values
     (``raw * TSCAL + TZERO``): astropy writes an unsigned 16-bit column as
@@ -215,9 +223,18 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
     for i in range(1, nfields + 1):
         name = str(cards.get(f"TTYPE{i}", f"col{i}")).strip()
         tform = str(cards.get(f"TFORM{i}", "")).strip().upper()
-        digits = "".join(ch for ch in tform if ch.isdigit())
-        code = tform[len(digits) : len(digits) + 1]
-        repeat = int(digits) if digits else 1
+        shape = _TFORM_SHAPE.match(tform)  # rT(...): repeat, type code, then anything (a heap's max length)
+        if shape is None:
+            raise FitsStructureError(f"table column {name!r} has unreadable format {tform!r}")
+        repeat = int(shape.group(1)) if shape.group(1) else 1
+        code = shape.group(2)
+        if code in _OPAQUE:
+            nbytes, repeat = _OPAQUE[code](repeat), 1
+            formats.append(f"V{nbytes}")
+            names.append(name)
+            scaling.append((code, 1, 0, None))
+            width += nbytes
+            continue
         if code not in _TFORM:
             raise FitsStructureError(f"table column {name!r} has unsupported format {tform!r}")
         dtype, nbytes = _TFORM[code]
@@ -238,7 +255,9 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
     for name, (code, tscal, tzero, tnull) in zip(names, scaling):
         col = rec[name]
-        if col.dtype.kind == "S":
+        if code in _OPAQUE:
+            columns[name] = None
+        elif col.dtype.kind == "S":
             columns[name] = np.char.strip(np.char.decode(col, "ascii", errors="replace")).astype(object)
         elif code == "L":
             columns[name] = col

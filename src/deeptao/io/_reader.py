@@ -160,7 +160,7 @@ def label_from_path(path: Path) -> str | None:
     return parent if parent in CLASSES else None
 
 
-def _normalise_columns(path: Path, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _normalise_columns(path: Path, raw: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
     """The columns the reader uses, found by name whatever their case and order; others are ignored."""
     lower: dict[str, str] = {}
     for name in raw:
@@ -171,11 +171,16 @@ def _normalise_columns(path: Path, raw: dict[str, np.ndarray]) -> dict[str, np.n
     for norm, aliases in _COLUMNS.items():
         for alias in aliases:
             if alias in lower:
-                out[norm] = raw[lower[alias]]
+                values = raw[lower[alias]]
+                if values is None:
+                    raise TaoFormatError(path, f"table column {lower[alias]!r} has a format the reader does not decode")
+                out[norm] = values
                 break
     for required in ("hdu_ext", "mjd"):
         if required not in out:
             raise TaoFormatError(path, f"table has no {required.upper()} column (columns: {', '.join(raw)})")
+        if out[required].ndim != 1:
+            raise TaoFormatError(path, f"table column {required.upper()} holds {out[required].shape[1]} values a row, not one")
     return out
 
 
@@ -185,14 +190,21 @@ def _numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Strings are read one by one only when the whole column does not parse at
     once, so a bad cell costs its row, not the file.
     """
-    if values.dtype != object:
+    if values.dtype.kind in "iuf":
         out = values.astype(np.float64)
         return out, np.isfinite(out)
     try:
         out = values.astype(np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         out = np.array([_to_float(v) for v in values], dtype=np.float64)
     return out, np.isfinite(out)
+
+
+def _shown(value: Any) -> str:
+    """A cell as a message shows it: strings quoted, numbers plain."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _to_float(text: Any) -> float:
@@ -315,7 +327,7 @@ def _usable_rows(
     faults: list[ReadFault] = []
     last = len(hdus) - 1
     ext_value, ext_ok = _numbers(cols["hdu_ext"])
-    ext_ok &= ext_value == np.round(ext_value)
+    ext_ok &= (ext_value == np.round(ext_value)) & (np.abs(ext_value) < 2**31)
     mjd, mjd_ok = _numbers(cols["mjd"])
     hdu_ext = np.where(ext_ok, ext_value, -1).astype(np.int64)
     in_file = ext_ok & (hdu_ext >= 2) & (hdu_ext <= last)
@@ -329,12 +341,12 @@ def _usable_rows(
         ext = int(hdu_ext[k]) if ext_ok[k] else None
         if not ext_ok[k]:
             raw = cols["hdu_ext"][k]
-            undefined = raw.dtype.kind == "f" if isinstance(raw, np.generic) else False
-            reason = "HDU_Ext is undefined (TNULL)" if undefined and np.isnan(raw) else f"HDU_Ext {raw!r} is not an extension number"
+            undefined = isinstance(raw, float) and np.isnan(raw)  # TNULL, scaled to NaN by read_bintable
+            reason = "HDU_Ext is undefined (TNULL)" if undefined else f"HDU_Ext {_shown(raw)} is not an extension number"
         elif not in_file[k]:
             reason = f"no such HDU (the file's image HDUs are 2..{last})"
         elif not mjd_ok[k]:
-            reason = f"MJD {cols['mjd'][k]!r} is not a number"
+            reason = f"MJD {_shown(cols['mjd'][k])} is not a number"
         else:
             first_row = int(owner[hdu_ext[owner] == ext][0])
             reason = f"HDU_Ext {ext} repeats row {first_row}"
