@@ -332,11 +332,17 @@ def _usable_rows(
     hdu_ext = np.where(ext_ok, ext_value, -1).astype(np.int64)
     in_file = ext_ok & (hdu_ext >= 2) & (hdu_ext <= last)
     good = in_file & mjd_ok
-    # A second row naming an HDU already taken keeps nothing: the first row (table order) owns it.
-    _, first = np.unique(hdu_ext[good], return_index=True)
-    owner = np.flatnonzero(good)[np.sort(first)]
-    repeated = good.copy()
-    repeated[owner] = False
+    rows = np.flatnonzero(good)
+    named = np.zeros(len(hdus), dtype=bool)
+    named[hdu_ext[rows]] = True
+    repeated = np.zeros(len(good), dtype=bool)
+    if np.count_nonzero(named) < len(rows):
+        # A second row naming an HDU already taken keeps nothing: the first row (table order) owns it.
+        _, first = np.unique(hdu_ext[rows], return_index=True)
+        owner = rows[np.sort(first)]
+        repeated[rows] = True
+        repeated[owner] = False
+        rows = owner
     for k in np.flatnonzero(~good | repeated):
         ext = int(hdu_ext[k]) if ext_ok[k] else None
         if not ext_ok[k]:
@@ -347,28 +353,26 @@ def _usable_rows(
             reason = f"no such HDU (the file's image HDUs are 2..{last})"
         elif not mjd_ok[k]:
             reason = f"MJD {_shown(cols['mjd'][k])} is not a number"
+            named[ext] = True
         else:
-            first_row = int(owner[hdu_ext[owner] == ext][0])
-            reason = f"HDU_Ext {ext} repeats row {first_row}"
+            reason = f"HDU_Ext {ext} repeats row {int(rows[hdu_ext[rows] == ext][0])}"
         faults.append(ReadFault(ext, int(k), reason))
-    rows = owner
+    # Why each HDU is no usable image (None if it is), judged once per distinct
+    # header: scan_hdus gives repeated headers one shared cards dict.
+    verdict: dict[int, str | None] = {}
+    for hdu in hdus[2:]:
+        if id(hdu.cards) not in verdict:
+            verdict[id(hdu.cards)] = _image_verdict(hdu)
     keep = np.ones(len(rows), dtype=bool)
-    verdict: dict[int, str | None] = {}  # per cards dict: repeated headers share one
-    for j, ext in enumerate(hdu_ext[rows].tolist()):
-        hdu = hdus[ext]
-        key = id(hdu.cards)
-        if key not in verdict:
-            reason = image_fault(hdu)
-            if reason is None and (hdu.cards["NAXIS2"], hdu.cards["NAXIS1"]) != IMAGE_SHAPE:
-                reason = f"image is {hdu.cards['NAXIS2']}x{hdu.cards['NAXIS1']}, not {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}"
-            verdict[key] = reason
-        if verdict[key] is not None:
-            keep[j] = False
-            faults.append(ReadFault(ext, int(rows[j]), verdict[key]))
-    named = np.zeros(len(hdus), dtype=bool)
-    named[hdu_ext[ext_ok & in_file]] = True
-    for ext in np.flatnonzero(~named[2:]) + 2:
-        faults.append(ReadFault(int(ext), None, "image HDU that no table row names"))
+    if any(reason is not None for reason in verdict.values()):
+        for j, ext in enumerate(hdu_ext[rows].tolist()):
+            reason = verdict[id(hdus[ext].cards)]
+            if reason is not None:
+                keep[j] = False
+                faults.append(ReadFault(ext, int(rows[j]), reason))
+    if not named[2:].all():
+        for ext in np.flatnonzero(~named[2:]) + 2:
+            faults.append(ReadFault(int(ext), None, "image HDU that no table row names"))
     n_declared = header.get("N_IMAGES")
     if n_declared is not None:
         declared = _to_float(n_declared)
@@ -376,6 +380,13 @@ def _usable_rows(
             faults.append(ReadFault(None, None, f"N_IMAGES is {n_declared!r} but the file has {len(hdus) - 2} image HDUs"))
     rows = rows[keep]
     return rows, hdu_ext[rows], mjd[rows], faults
+
+
+def _image_verdict(hdu: Any) -> str | None:
+    reason = image_fault(hdu)
+    if reason is None and (hdu.cards["NAXIS2"], hdu.cards["NAXIS1"]) != IMAGE_SHAPE:
+        reason = f"image is {hdu.cards['NAXIS2']}x{hdu.cards['NAXIS1']}, not {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}"
+    return reason
 
 
 def iter_fits_files(root: str | os.PathLike[str]) -> list[tuple[Path, str | None]]:
