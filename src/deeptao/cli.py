@@ -87,10 +87,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     if result.warnings:
         from deeptao.io import ReadFault
 
-        by_file: dict[str, list[str]] = {}
+        by_file: dict[str, list[ReadFault]] = {}
         for path, hdu, row, reason in result.warnings:
-            by_file.setdefault(path, []).append(str(ReadFault(hdu, row, reason)))
-        dropped = sum(hdu is not None or row is not None for _, hdu, row, _ in result.warnings)
+            by_file.setdefault(path, []).append(ReadFault(hdu, row, reason))
+        dropped = sum(f.drops for faults in by_file.values() for f in faults)
         print(
             f"kept {len(by_file)} file(s) with faults: {dropped} image(s) or row(s) left out, "
             f"{len(result.warnings) - dropped} card(s) disagreeing (listed in {result.cache / 'warnings.csv'}):"
