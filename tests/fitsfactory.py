@@ -42,11 +42,13 @@ def write_release_file(
     drop_hdus: int = 0,
     image_shape: tuple[int, int] = (64, 64),
     float_images: bool = False,
+    replace: dict[int, np.ndarray] | None = None,
 ) -> Path:
     """One file, transient or non-transient variant by ``label``; returns its path.
 
     Rows are stored in alphabetical date order, as in the release; ``images[k]``
-    belongs to ``mjd[k]`` so tests know the expected time order.
+    belongs to ``mjd[k]`` so tests know the expected time order. ``replace[k]``
+    is written instead of image ``k`` (any shape or type: a faulty image).
     """
     rng = np.random.default_rng(seed)
     if mjd is None:
@@ -111,6 +113,8 @@ def write_release_file(
         if image_shape != (64, 64):
             img = np.resize(img, image_shape)
         data = img.astype(np.float32) if float_images else img.astype(np.uint16)
+        if replace and k in replace:
+            data = replace[k]
         hdus.append(fits.ImageHDU(data, header=hdr.copy()))
     repo = "TAO_transients" if transient else "TAO_non-transients"
     folder = root / repo / "data" / label

@@ -187,3 +187,143 @@ def test_workers_start_before_the_progress_bar(tmp_path):
     prepare(tmp_path / "survey", tmp_path / "cache", workers=2, files_per_part=1, progress=Bar)
     assert seen == [2]
     _check_against_reader(tmp_path / "cache", sorted((tmp_path / "survey").rglob("*.fits")))
+
+
+# --- malformed input: bad files named, faults inside good files cost only their images ---
+
+
+def _good_images_by_astropy(path: Path) -> np.ndarray:
+    """The images a careful reader keeps, found with astropy alone: rows whose HDU exists and holds a finite 64x64 image."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        table = hdul[1].data
+        kept = []
+        for ext, mjd in zip(table["HDU_Ext"], table["MJD"]):
+            ext = int(ext)
+            if ext < len(hdul) and hdul[ext].data is not None and hdul[ext].data.shape == (64, 64):
+                if np.isfinite(hdul[ext].data).all():
+                    kept.append((float(mjd), ext, hdul[ext].data.astype(np.uint16)))
+    return np.stack([image for _, _, image in sorted(kept, key=lambda t: t[:2])])
+
+
+def malformed_survey(root: Path) -> tuple[list[Path], dict[Path, str], dict[Path, int]]:
+    """Good files, one bad file of each kind (path -> words its reason holds), and files with faults (path -> faults)."""
+    from astropy.io import fits
+
+    good = _survey(root, n_objects=3)
+    sn = root / "TAO_transients" / "data" / "SN"
+    bad: dict[Path, str] = {}
+    (sn / "empty.fits").write_bytes(b"")
+    bad[sn / "empty.fits"] = "file is empty"
+    (sn / "notes.fits").write_text("not FITS at all\n" * 300)
+    bad[sn / "notes.fits"] = "not a FITS file"
+    (sn / "cut.fits").write_bytes(good[0].read_bytes()[:-5000])
+    bad[sn / "cut.fits"] = "truncated"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((64, 64), np.uint16))]).writeto(sn / "image_only.fits")
+    bad[sn / "image_only.fits"] = "no binary table"
+    bad[write_release_file(root, name="CSS000001:small", image_shape=(32, 48), n=5)] = "no usable image"
+    cols = [fits.Column("HDU_Ext", "4A", array=["2"]), fits.Column("MJD", "8A", array=["soon"])]
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(np.ones((64, 64), np.uint16))]
+    ).writeto(sn / "soon.fits")
+    bad[sn / "soon.fits"] = "'soon' is not a number"
+    nan = np.full((64, 64), 2000.0, np.float32)
+    nan[1, 2] = np.nan
+    faulty = {
+        write_release_file(root, name="CSS000002:odd", n=10, replace={3: np.ones((32, 48), np.uint16)}): 1,
+        write_release_file(root, label="CV", name="CSS000003:nan", n=10, replace={5: nan}): 1,
+        write_release_file(root, label="AGN", name="CSS000004:short", n=10, drop_hdus=3): 4,  # 3 rows + N_IMAGES
+        write_release_file(root, label="NON", name="nonCSS:9+9", n=10, n_images_card=15): 1,
+    }
+    return good, bad, faulty
+
+
+def test_prepare_keeps_every_good_image_and_records_each_fault(tmp_path):
+    root = tmp_path / "survey"
+    good, bad, faulty = malformed_survey(root)
+    result = prepare(root, tmp_path / "cache", workers=1, files_per_part=3)
+    reasons = dict(result.bad_files)
+    assert set(reasons) == {str(p) for p in bad}
+    for path, words in bad.items():
+        assert words in reasons[str(path)] and "\n" not in reasons[str(path)]
+    cache = open_cache(tmp_path / "cache")
+    assert len(cache) == len(good) + len(faulty) == result.n_objects
+    by_path = {p: i for i, p in enumerate(cache.objects["path"])}
+    for path in good + list(faulty):
+        np.testing.assert_array_equal(cache.object_images(by_path[str(path)]), _good_images_by_astropy(path), err_msg=path.name)
+    warnings = pd.read_csv(tmp_path / "cache" / "warnings.csv", dtype={"hdu": "Int64", "row": "Int64"})
+    assert list(warnings.columns) == ["path", "hdu", "row", "reason"]
+    assert warnings["path"].value_counts().to_dict() == {str(p): n for p, n in faulty.items()}
+    assert sorted(cache.objects.loc[cache.objects["n_faults"] > 0, "path"]) == sorted(map(str, faulty))
+    odd = warnings[warnings["path"].str.contains("odd")].iloc[0]
+    assert "image is 32x48, not 64x64" in odd["reason"] and pd.notna(odd["hdu"]) and pd.notna(odd["row"])
+    short = warnings[warnings["path"].str.contains("short")]
+    assert (short["reason"].str.startswith("no such HDU")).sum() == 3
+    assert short["reason"].str.contains("N_IMAGES is 10 but the file has 7 image HDUs").sum() == 1
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert (manifest["n_warnings"], manifest["n_files_with_warnings"]) == (len(warnings), len(faulty))
+    assert result.warnings == [
+        (r.path, None if pd.isna(r.hdu) else int(r.hdu), None if pd.isna(r.row) else int(r.row), r.reason)
+        for r in warnings.itertuples()
+    ]
+
+
+def test_strict_stops_at_a_fault_inside_a_file(tmp_path):
+    root = tmp_path / "survey"
+    _survey(root, n_objects=3)
+    odd = write_release_file(root, label="BZ", name="CSS000005:odd", n=6, replace={2: np.ones((64, 60), np.uint16)})
+    with pytest.raises(PrepareError) as info:
+        prepare(root, tmp_path / "cache", workers=1, strict=True)
+    message = str(info.value)
+    assert message.startswith(f"{odd}: HDU ") and message.endswith("image is 64x60, not 64x64") and "\n" not in message
+    with pytest.raises(CacheError):
+        open_cache(tmp_path / "cache")
+
+
+def test_non_objects_whose_parent_is_absent_are_counted_and_grouped_by_that_parent(tmp_path):
+    from deeptao.data.splits import split_cache
+
+    root = tmp_path / "survey"
+    transients = [write_release_file(root, label=label, name=f"CSS0901{k:02d}:000000+000000", seed=k)
+                  for k, label in enumerate(["SN", "AGN", "BZ", "CV", "OTHER"] * 4)]  # fmt: skip
+    present = "CSS090100:000000+000000"
+    absent_a, absent_b = "CSS990101:000000+000000", "CSS990202:000000+000000"
+    parents = [present] * 3 + [absent_a] * 3 + [absent_b]
+    for k, parent in enumerate(parents):
+        write_release_file(root, label="NON", name=f"nonCSS:{k}.5+1.5", parent=parent, seed=50 + k)
+    result = prepare(root, tmp_path / "cache", workers=1)
+    assert result.n_objects == len(transients) + len(parents)
+    assert result.n_non_without_parent == 4
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert manifest["n_non_without_parent"] == 4
+    cache = open_cache(tmp_path / "cache")
+    objects = cache.objects
+    non = objects[objects["label"] == "NON"].sort_values("object_id")
+    assert list(non["parent_missing"]) == [p != present for p in parents]
+    assert list(non["parent_id"]) == parents and non["crts_id"].isna().all()
+    assert not objects.loc[objects["label"] != "NON", "parent_missing"].any()
+    for seed in range(5):
+        split, _ = split_cache(cache, seed=seed)
+        split_of = dict(zip(objects["object_id"], split))
+        groups = {}
+        for object_id, group in zip(objects["object_id"], objects["group"]):
+            groups.setdefault(group, set()).add(split_of[object_id])
+        assert all(len(sides) == 1 for sides in groups.values())
+        assert sorted(objects.loc[objects["group"] == absent_a, "object_id"]) == [f"nonCSS:{k}.5+1.5" for k in (3, 4, 5)]
+        assert list(objects.loc[objects["group"] == absent_b, "object_id"]) == ["nonCSS:6.5+1.5"]
+        assert split_of[present] == split_of["nonCSS:0.5+1.5"]
+
+
+def test_a_cache_of_an_older_format_is_refused_in_one_line(tmp_path):
+    _survey(tmp_path / "survey", n_objects=2)
+    prepare(tmp_path / "survey", tmp_path / "cache", workers=1)
+    manifest_path = tmp_path / "cache" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CacheError) as info:
+        open_cache(tmp_path / "cache")
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "cache") in message
+    assert "cache format 1" in message and "run 'deeptao prepare' again" in message

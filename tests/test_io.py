@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from deeptao.io import TaoFormatError, iter_fits_files, read_object
+from deeptao.io import ReadFault, TaoFormatError, iter_fits_files, read_object
 from tests.fitsfactory import make_images, write_release_file
 
 
@@ -58,7 +58,9 @@ def test_images_follow_their_rows_not_the_storage_order(tmp_path):
 def test_transient_metadata_and_identity(tmp_path):
     obj = read_object(write_release_file(tmp_path, label="SN", name="CSS080101:120000-050000"))
     assert obj.crts_id == obj.group == obj.object_id == "CSS080101:120000-050000"
+    assert obj.parent_id is None
     assert obj.variant == "transient"
+    assert obj.faults == ()
     assert obj.header["RA_(J2000)"] == "10:00:29.52"  # HIERARCH card
     assert obj.header["MAG"] == pytest.approx(18.6)
     assert obj.ra == pytest.approx(150.123, abs=1e-3)
@@ -70,8 +72,9 @@ def test_non_transient_groups_with_its_parent(tmp_path):
     path = write_release_file(tmp_path, label="NON", name="nonCSS:150.12+7.1899", parent="CSS090101:100000+070000")
     obj = read_object(path)
     assert obj.variant == "non-transient"
-    assert obj.object_id == obj.crts_id == "nonCSS:150.12+7.1899"
-    assert obj.group == "CSS090101:100000+070000"
+    assert obj.object_id == "nonCSS:150.12+7.1899"
+    assert obj.crts_id is None  # a non-transient has no CRTS ID of its own
+    assert obj.parent_id == obj.group == "CSS090101:100000+070000"
     assert obj.header["N_IMAGES"] == "12"  # stored as a string in this variant
     assert obj.ra == pytest.approx(150.12)
 
@@ -165,25 +168,17 @@ def test_no_table(tmp_path):
     _fails(only_primary, "no binary table")
 
 
-def test_image_not_64x64(tmp_path):
-    _fails(write_release_file(tmp_path, image_shape=(32, 48)), "not 64x64")
+def test_no_image_of_the_right_shape(tmp_path):
+    _fails(write_release_file(tmp_path, image_shape=(32, 48)), "no usable image: HDU 2, row 0: image is 32x48, not 64x64")
 
 
-def test_fewer_images_than_rows(tmp_path):
-    _fails(write_release_file(tmp_path, n=8, drop_hdus=2), "fewer images (6) than table rows (8)")
-
-
-def test_fewer_images_than_n_images(tmp_path):
-    _fails(write_release_file(tmp_path, n=8, n_images_card=10), "than N_IMAGES (10)")
-
-
-def test_non_finite_pixels(tmp_path):
+def test_only_image_has_non_finite_pixels(tmp_path):
     path = tmp_path / "nan.fits"
     img = np.full((64, 64), 2000.0, np.float32)
     img[3, 3] = np.nan
     cols = [fits.Column("HDU_Ext", "K", array=[2]), fits.Column("MJD", "D", array=[53000.5])]
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(img)]).writeto(path)
-    _fails(path, "non-finite pixels")
+    _fails(path, "no usable image: HDU 2, row 0: image has non-finite or undefined pixels")
 
 
 def test_float_images_in_range_are_accepted(tmp_path):
@@ -206,7 +201,7 @@ def test_bad_mjd_string(tmp_path):
     fits.HDUList(
         [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(np.ones((64, 64), np.uint16))]
     ).writeto(path)
-    _fails(path, "'soon' is not a number")
+    _fails(path, "no usable image: HDU 2, row 0: MJD 'soon' is not a number")
 
 
 def test_hdu_ext_out_of_range(tmp_path):
@@ -215,7 +210,7 @@ def test_hdu_ext_out_of_range(tmp_path):
     fits.HDUList(
         [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(np.ones((64, 64), np.uint16))]
     ).writeto(path)
-    _fails(path, "HDU_Ext outside")
+    err = _fails(path, "no usable image: HDU 7, row 0: no such HDU (the file's image HDUs are 2..2); and 1 more")
 
 
 def test_iter_fits_files_finds_both_repositories_and_ignores_other_files(tmp_path):
@@ -230,3 +225,264 @@ def test_iter_fits_files_finds_both_repositories_and_ignores_other_files(tmp_pat
         ("nonCSS:1+1.fits", "NON"),
     ]
     assert [label for _, label in iter_fits_files(tmp_path / "TAO_transients")] == ["SN", "AGN"]
+
+
+# --- legal variants of the format: read as astropy reads them ---
+
+
+def _tagged(n, seed=0):
+    """Sky images whose pixel (0, 0) is 100 + k, so each can be found again after sorting."""
+    images = make_images(n, np.random.default_rng(seed))
+    images[:, 0, 0] = 100 + np.arange(n)
+    return images
+
+
+def _write(path, columns, images, header=None):
+    """A file with the given table columns and image HDUs (any shape or type), written by astropy."""
+    hdus = [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns, header=header)]
+    hdus += [fits.ImageHDU(img) for img in images]
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def _astropy_table(path):
+    with fits.open(path) as hdul:
+        return {name.lower(): np.array(hdul[1].data[name]) for name in hdul[1].columns.names}
+
+
+def test_unsigned_hdu_ext_is_read_through_its_tzero(tmp_path):
+    images = _tagged(5)
+    mjd = 53000.3 + np.array([3, 1, 4, 0, 2])
+    cols = [
+        fits.Column("HDU_Ext", "I", bzero=32768, array=np.arange(2, 7, dtype=np.uint16)),
+        fits.Column("MJD", "D", array=mjd),
+    ]
+    path = _write(tmp_path / "u16.fits", cols, images)
+    with fits.open(path) as hdul:
+        assert hdul[1].header["TFORM1"] == "I" and hdul[1].header["TZERO1"] == 32768  # stored offset by 32768
+    obj = read_object(path)
+    assert obj.faults == ()
+    assert list(obj.images[:, 0, 0]) == [103, 101, 104, 100, 102]
+    assert list(obj.table["hdu_ext"]) == [5, 3, 6, 2, 4]
+
+
+def test_scaled_columns_that_land_in_range_are_not_misread(tmp_path):
+    # Raw HDU_Ext 0..4 with TZERO 2 are HDUs 2..6; raw 2, 3, 4 would point at the wrong images.
+    images = _tagged(5)
+    raw_mjd = np.array([4000, 1500, 3000, 500, 2000])  # MJD = 53000 + raw / 1000
+    cols = [fits.Column("HDU_Ext", "I", array=np.arange(5, dtype=np.int16)), fits.Column("MJD", "J", array=raw_mjd)]
+    path = _write(tmp_path / "scaled.fits", cols, images)
+    fits.setval(path, "TZERO1", value=2, ext=1)
+    fits.setval(path, "TSCAL2", value=0.001, ext=1)
+    fits.setval(path, "TZERO2", value=53000.0, ext=1)
+    truth = _astropy_table(path)
+    order = np.argsort(truth["mjd"])
+    obj = read_object(path)
+    assert obj.faults == ()
+    np.testing.assert_allclose(obj.mjd, truth["mjd"][order], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(obj.table["hdu_ext"], truth["hdu_ext"][order])
+    assert list(obj.images[:, 0, 0]) == [103, 101, 104, 102, 100]
+
+
+def test_read_bintable_matches_astropy_for_unsigned_and_scaled_columns(tmp_path):
+    from deeptao.io._fits import read_bintable, scan_hdus
+
+    cols = [
+        fits.Column("u8", "K", bzero=2**63, array=np.array([0, 2**63 + 5, 2**64 - 1], dtype=np.uint64)),
+        fits.Column("u4", "J", bzero=2**31, array=np.array([0, 7, 2**32 - 1], dtype=np.uint32)),
+        fits.Column("i1", "B", array=np.array([0, 9, 255], dtype=np.uint8)),
+        fits.Column("f", "E", bscale=2.0, bzero=1.5, array=np.array([1.5, 3.5, -0.5], dtype=np.float32)),
+    ]
+    path = tmp_path / "columns.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    buf = path.read_bytes()
+    ours = read_bintable(buf, scan_hdus(buf)[1])
+    truth = _astropy_table(path)
+    for name in ("u8", "u4", "i1", "f"):
+        np.testing.assert_array_equal(ours[name], truth[name], err_msg=name)
+    assert ours["u8"].dtype == np.uint64 and ours["u4"].dtype == np.int64
+
+
+def test_tnull_marks_a_row_without_image(tmp_path):
+    images = _tagged(4)
+    ext = np.array([2, -1, 4, 5])
+    cols = [fits.Column("HDU_Ext", "J", null=-1, array=ext), fits.Column("MJD", "D", array=53000.3 + np.arange(4.0))]
+    obj = read_object(_write(tmp_path / "tnull.fits", cols, images))
+    assert list(obj.images[:, 0, 0]) == [100, 102, 103]
+    assert obj.faults == (
+        ReadFault(3, None, "image HDU that no table row names"),
+        ReadFault(None, 1, "HDU_Ext is undefined (TNULL)"),
+    )
+
+
+def test_lowercase_reordered_and_extra_columns(tmp_path):
+    images = _tagged(4)
+    mjd = 53000.3 + np.array([2.0, 0.0, 3.0, 1.0])
+    cols = [
+        fits.Column("cutout", "4A", array=["a", "b", "c", "d"]),
+        fits.Column("mjd", "D", array=mjd),
+        fits.Column("seeing", "E", array=np.ones(4)),
+        fits.Column("hdu_ext", "K", array=np.arange(2, 6)),
+        fits.Column("date", "7A", array=["x2", "x0", "x3", "x1"]),
+        fits.Column("Notes", "20A", array=["extra"] * 4),
+        fits.Column("flags", "11X", array=[[1] * 11] * 4),  # formats the reader skips, not decodes
+        fits.Column("phase", "C", array=[1 + 2j] * 4),
+        fits.Column("history", "PJ()", array=[[1], [1, 2], [], [3]]),
+    ]
+    obj = read_object(_write(tmp_path / "lower.fits", cols, images))
+    assert obj.faults == ()
+    assert list(obj.images[:, 0, 0]) == [101, 103, 100, 102]
+    assert list(obj.table["date"]) == ["x0", "x1", "x2", "x3"]
+    assert list(obj.table["cutout"]) == ["b", "d", "a", "c"]
+
+
+def test_single_precision_mjd(tmp_path):
+    images = _tagged(4)
+    mjd = (53000.3 + np.array([2.0, 0.0, 3.0, 1.0])).astype(np.float32)
+    cols = [fits.Column("HDU_Ext", "K", array=np.arange(2, 6)), fits.Column("MJD", "E", array=mjd)]
+    path = _write(tmp_path / "mjd32.fits", cols, images)
+    obj = read_object(path)
+    assert obj.mjd.dtype == np.float64
+    np.testing.assert_array_equal(obj.mjd, np.sort(_astropy_table(path)["mjd"]).astype(np.float64))
+    assert list(obj.images[:, 0, 0]) == [101, 103, 100, 102]
+
+
+def test_blank_padded_string_columns(tmp_path):
+    images = _tagged(3)
+    cols = [
+        fits.Column("HDU_Ext", "6A", array=["  2", " 3  ", "4"]),
+        fits.Column("MJD", "20A", array=["   53002.25", "53000.5   ", "  53001.0  "]),
+        fits.Column("DATE", "7A", array=["c", "a", "b"]),
+    ]
+    obj = read_object(_write(tmp_path / "padded.fits", cols, images))
+    assert obj.faults == ()
+    assert list(obj.mjd) == [53000.5, 53001.0, 53002.25]
+    assert list(obj.images[:, 0, 0]) == [101, 102, 100]
+
+
+def test_a_transient_folder_decides_the_variant_whatever_the_columns(tmp_path):
+    folder = tmp_path / "TAO_transients" / "data" / "SN"
+    folder.mkdir(parents=True)
+    header = fits.Header([("CRTS_ID", "CSS090909:000000+000000")])
+    cols = [fits.Column("HDU_Ext", "4A", array=["2"]), fits.Column("MJD", "20A", array=["53000.5"])]
+    obj = read_object(_write(folder / "CSS090909:000000+000000.fits", cols, _tagged(1), header))
+    assert (obj.variant, obj.crts_id, obj.parent_id) == ("transient", "CSS090909:000000+000000", None)
+
+
+def test_two_columns_of_one_name_case_aside_are_refused(tmp_path):
+    cols = [
+        fits.Column("HDU_Ext", "K", array=[2]),
+        fits.Column("hdu_ext", "K", array=[2]),
+        fits.Column("MJD", "D", array=[53000.5]),
+    ]
+    _fails(_write(tmp_path / "twice.fits", cols, _tagged(1)), "table has two HDU_EXT columns")
+
+
+# --- faults of one image or row drop that image or row, never the file ---
+
+
+@pytest.mark.parametrize("label", ["SN", "NON"])
+@pytest.mark.parametrize("card", [10, 6])
+def test_n_images_is_a_cross_check_only(tmp_path, label, card):
+    path = write_release_file(tmp_path, label=label, n=8, n_images_card=card)
+    obj = read_object(path)
+    mjd, images = _expected(path)
+    np.testing.assert_array_equal(obj.images, images)
+    shown = repr(card) if label == "SN" else repr(str(card))
+    assert obj.faults == (ReadFault(None, None, f"N_IMAGES is {shown} but the file has 8 image HDUs"),)
+    assert not obj.faults[0].drops
+
+
+def test_one_image_of_the_wrong_shape_is_dropped(tmp_path):
+    images = list(_tagged(5))
+    images[2] = images[2][:32, :48]
+    cols = [fits.Column("HDU_Ext", "K", array=np.arange(2, 7)), fits.Column("MJD", "D", array=53000.3 + np.arange(5.0))]
+    obj = read_object(_write(tmp_path / "odd.fits", cols, images))
+    assert list(obj.images[:, 0, 0]) == [100, 101, 103, 104]
+    assert obj.faults == (ReadFault(4, 2, "image is 32x48, not 64x64"),)
+    assert str(obj.faults[0]) == "HDU 4, row 2: image is 32x48, not 64x64" and obj.faults[0].drops
+
+
+def test_images_with_non_finite_or_out_of_range_pixels_are_dropped(tmp_path):
+    tagged = _tagged(5)
+    images = [img for img in tagged]
+    images[1] = tagged[1].astype(np.float32)
+    images[1][5, 5] = np.nan
+    images[2] = tagged[2].astype(np.float32)  # finite and in range: kept, as astropy reads it
+    images[3] = tagged[3].astype(np.float32)
+    images[3][0, 1] = -3.0
+    cols = [fits.Column("HDU_Ext", "K", array=np.arange(2, 7)), fits.Column("MJD", "D", array=53000.3 + np.arange(5.0))]
+    obj = read_object(_write(tmp_path / "nan.fits", cols, images))
+    assert obj.images.dtype == np.uint16
+    np.testing.assert_array_equal(obj.images, tagged[[0, 2, 4]])
+    assert obj.faults == (
+        ReadFault(3, 1, "image has non-finite or undefined pixels"),
+        ReadFault(5, 3, "image has pixel values outside 0..65535"),
+    )
+
+
+def test_integer_image_with_blank_pixels_is_dropped(tmp_path):
+    tagged = _tagged(3)
+    images = [img for img in tagged]
+    undefined = fits.ImageHDU(tagged[1].astype(np.int16))
+    undefined.header["BLANK"] = -32768
+    undefined.data[7, 7] = -32768
+    cols = [fits.Column("HDU_Ext", "K", array=np.arange(2, 5)), fits.Column("MJD", "D", array=53000.3 + np.arange(3.0))]
+    path = tmp_path / "blank.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(images[0]), undefined, fits.ImageHDU(images[2])]
+    ).writeto(path)
+    with fits.open(path) as hdul:
+        assert np.isnan(hdul[3].data[7, 7])  # astropy agrees the pixel is undefined
+    obj = read_object(path)
+    np.testing.assert_array_equal(obj.images, tagged[[0, 2]])
+    assert obj.faults == (ReadFault(3, 1, "image has non-finite or undefined pixels"),)
+
+
+def test_rows_whose_image_hdu_is_missing_are_dropped(tmp_path):
+    path = write_release_file(tmp_path, n=8, drop_hdus=2)
+    obj = read_object(path)
+    with fits.open(path) as hdul:
+        present = [int(e) for e in hdul[1].data["HDU_Ext"] if int(e) < len(hdul)]
+        expected = sorted((float(hdul[1].data["MJD"][k]), k) for k in range(8) if int(hdul[1].data["HDU_Ext"][k]) in present)
+        images = np.stack([hdul[int(hdul[1].data["HDU_Ext"][k])].data for _, k in expected])
+    np.testing.assert_array_equal(obj.images, images)
+    assert obj.faults == (
+        ReadFault(None, None, "N_IMAGES is 8 but the file has 6 image HDUs"),
+        ReadFault(8, 6, "no such HDU (the file's image HDUs are 2..7)"),
+        ReadFault(9, 7, "no such HDU (the file's image HDUs are 2..7)"),
+    )
+
+
+def test_image_hdus_no_row_names_and_repeated_rows(tmp_path):
+    images = _tagged(5)
+    ext = np.array([2, 3, 3, 5])  # HDU 4 and 6 named by no row; row 2 repeats row 1
+    cols = [fits.Column("HDU_Ext", "K", array=ext), fits.Column("MJD", "D", array=53000.3 + np.arange(4.0))]
+    obj = read_object(_write(tmp_path / "extra.fits", cols, images))
+    assert list(obj.images[:, 0, 0]) == [100, 101, 103]
+    assert obj.faults == (
+        ReadFault(4, None, "image HDU that no table row names"),
+        ReadFault(6, None, "image HDU that no table row names"),
+        ReadFault(3, 2, "HDU_Ext 3 repeats row 1"),
+    )
+
+
+def test_hdu_ext_in_a_format_the_reader_does_not_decode_is_refused(tmp_path):
+    cols = [fits.Column("HDU_Ext", "PJ()", array=[[2]]), fits.Column("MJD", "D", array=[53000.5])]
+    _fails(_write(tmp_path / "heap.fits", cols, _tagged(1)), "table column 'HDU_Ext' has a format the reader does not decode")
+
+
+def test_rows_whose_hdu_ext_or_mjd_is_not_usable_are_dropped(tmp_path):
+    cols = [
+        fits.Column("HDU_Ext", "D", array=[2.0, 3.5, 4.0, 1e30, 6.0]),
+        fits.Column("MJD", "D", array=[53000.5, 53001.5, np.nan, 53003.5, 53004.5]),
+    ]
+    obj = read_object(_write(tmp_path / "cells.fits", cols, _tagged(5)))
+    assert list(obj.images[:, 0, 0]) == [100, 104]
+    assert obj.faults == (
+        ReadFault(3, None, "image HDU that no table row names"),
+        ReadFault(5, None, "image HDU that no table row names"),
+        ReadFault(None, 1, "HDU_Ext 3.5 is not an extension number"),
+        ReadFault(4, 2, "MJD nan is not a number"),
+        ReadFault(None, 3, "HDU_Ext 1e+30 is not an extension number"),
+    )

@@ -217,3 +217,23 @@ def test_load_refuses_other_files(tmp_path):
     joblib.dump({"format": "something else"}, tmp_path / "other.joblib")
     with pytest.raises(ValueError, match="not an lc-rf model file"):
         LightCurveForest.load(tmp_path / "other.joblib")
+
+
+def test_predict_says_what_the_reader_left_out(simulated_cache, tmp_path, capsys):
+    from deeptao.cli import main
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    model = create_model("lc-rf", n_estimators=10, n_jobs=1).fit(cache, rows, y, classes=CLASSES, seed=0)
+    saved = model.save(tmp_path / "model.joblib")
+    odd = write_release_file(tmp_path / "new", label="CV", n=9, replace={4: np.ones((60, 64), np.uint16)})
+    assert main(["predict", str(saved), str(odd), "--out", str(tmp_path / "p.csv")]) == 0
+    from astropy.io import fits
+
+    with fits.open(odd) as hdul:
+        ext = next(k for k in range(2, len(hdul)) if hdul[k].data.shape == (60, 64))
+        row = list(hdul[1].data["HDU_Ext"]).index(ext)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"deeptao predict: {odd}: HDU {ext}, row {row}: image is 60x64, not 64x64"]
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1

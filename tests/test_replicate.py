@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from deeptao.cli import main
 from deeptao.data.cache import open_cache
@@ -39,15 +40,30 @@ def test_run_folder_has_every_artefact(run):
     assert ("seed-cnn", "image", "image") in settings and ("seed-cnn", "object", "image") in settings
     from deeptao.data.tasks import task_classes
 
+    predictions = pd.read_parquet(out / "predictions.parquet")
     for r in metrics["runs"]:
-        assert list(r["per_class_f1"]) == list(task_classes(r["task"]))
-        assert r["macro_f1"] == pytest.approx(np.mean(list(r["per_class_f1"].values())))
+        classes = list(task_classes(r["task"]))
+        assert list(r["per_class_f1"]) == classes
+        # every score again by scikit-learn, from the stored predictions of that run
+        rows = predictions[(predictions.model == r["model"]) & (predictions.split == r["split"])
+                           & (predictions.task == r["task"]) & (predictions.level == r["level"])]  # fmt: skip
+        expected = f1_score(rows.y_true, rows.y_pred, labels=classes, average=None, zero_division=0)
+        np.testing.assert_allclose(list(r["per_class_f1"].values()), expected, atol=1e-9, err_msg=str(r["model"]))
+        assert r["macro_f1"] == pytest.approx(expected.mean())
         lo, hi = r["macro_f1_ci95"]
         assert lo <= r["macro_f1"] <= hi
     f1 = pd.read_csv(out / "f1_scores.csv")
     assert {"model", "split", "task", "level", "class", "precision", "recall", "f1"} <= set(f1.columns)
+    # the leakage gap the report states is the one the predictions give
     report = (out / "report.md").read_text()
-    assert "Leakage gap" in report and "94.38" in report and "54.58" in report
+    leakage = report.split("## Leakage gap")[1].split("\n## ")[0]
+    row = next(line for line in leakage.splitlines() if line.startswith("| seed-cnn | 6 classes | image |"))
+    six = list(task_classes("6class"))
+    macro = {
+        split: f1_score(p.y_true, p.y_pred, labels=six, average="macro", zero_division=0)
+        for split, p in predictions[(predictions.model == "seed-cnn") & (predictions.level == "image")].groupby("split")
+    }
+    assert f"**{100 * (macro['image'] - macro['object']):+.2f}**" in row
     # the demo survey is the same on every machine: built-in magnitudes, whatever catalogue lies nearby
     assert json.loads((out / "survey" / "simulation.json").read_text())["priors"] == "built-in"
 

@@ -84,6 +84,26 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             print(f"  {path}: {reason}")
         if len(result.bad_files) > 20:
             print(f"  ... and {len(result.bad_files) - 20} more")
+    if result.warnings:
+        from deeptao.io import ReadFault
+
+        by_file: dict[str, list[ReadFault]] = {}
+        for path, hdu, row, reason in result.warnings:
+            by_file.setdefault(path, []).append(ReadFault(hdu, row, reason))
+        dropped = sum(f.drops for faults in by_file.values() for f in faults)
+        print(
+            f"kept {len(by_file)} file(s) with faults: {dropped} image(s) or row(s) left out, "
+            f"{len(result.warnings) - dropped} card(s) disagreeing (listed in {result.cache / 'warnings.csv'}):"
+        )
+        for path, faults in list(by_file.items())[:20]:
+            print(f"  {path}: {faults[0]}" + (f" (and {len(faults) - 1} more)" if len(faults) > 1 else ""))
+        if len(by_file) > 20:
+            print(f"  ... and {len(by_file) - 20} more files")
+    if result.n_non_without_parent:
+        print(
+            f"{result.n_non_without_parent} NON object(s) name a parent CRTS_ID that no transient here has; "
+            "each stays in its parent's group in the splits"
+        )
     return 0
 
 
@@ -93,9 +113,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     opts = _options(args, ShowDefaults)
     obj = read_object(args.file)
+    _say_faults("show", obj)
     out = show_object(obj, opts.out, max_images=opts.max_images, ncols=opts.ncols)
-    print(f"{obj.crts_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {out}")
+    print(f"{obj.object_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {out}")
     return 0
+
+
+def _say_faults(command: str, obj: Any) -> None:
+    """What the reader left out of a file it read, one line each on standard error."""
+    for fault in obj.faults:
+        print(f"deeptao {command}: {obj.path}: {fault}", file=sys.stderr)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -181,9 +208,10 @@ def _cmd_lightcurve(args: argparse.Namespace) -> int:
     from deeptao.lightcurves import PhotometrySettings, lightcurve_figure
 
     obj = read_object(args.file)
+    _say_faults("lightcurve", obj)
     out = args.out or Path.cwd() / f"{obj.object_id.replace(':', '_')}.lightcurve.png"
     path = lightcurve_figure(obj, out, settings=_options(args, PhotometrySettings))
-    print(f"{obj.crts_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {path}")
+    print(f"{obj.object_id} ({obj.label or 'unlabelled'}, {len(obj)} images) -> {path}")
     return 0
 
 
@@ -198,6 +226,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             objects.append(read_object(path))
+            _say_faults("predict", objects[-1])
         except TaoFormatError as exc:
             print(f"deeptao predict: skipped {exc}", file=sys.stderr)
             bad += 1

@@ -215,11 +215,10 @@ def show_object(
     systems) replaced by ``_``, in the current directory.
     """
     if out_png is None:
-        name = getattr(obj, "object_id", None) or obj.crts_id
-        out_png = Path.cwd() / f"{str(name).replace(':', '_')}.png"
+        out_png = Path.cwd() / f"{str(obj.object_id).replace(':', '_')}.png"
     blank = np.asarray(getattr(obj, "blank", np.zeros(len(obj.mjd), dtype=bool)), dtype=bool)
     label = obj.label if obj.label is not None else "unlabelled"
-    title = f"{obj.crts_id} — {label}"
+    title = f"{obj.object_id} — {label}"
     if blank.any():
         title += f", {int(blank.sum())} blank"
     fig = plot_object(obj.images, obj.mjd, title=title, max_images=max_images, ncols=ncols, blank=blank)
@@ -233,7 +232,7 @@ def plot_sample_images(
 ) -> Path:
     """One row per class: a few cutouts of one object, spread over its time range.
 
-    ``objects`` maps a class name to ``(crts_id, images, mjd)``.
+    ``objects`` maps a class name to ``(object_id, images, mjd)``.
     """
     if not objects:
         raise ValueError("no objects to plot")
@@ -242,7 +241,7 @@ def plot_sample_images(
     nrows = len(objects)
     fig = _new_figure(1.9 * n_per_object + 0.6, 2.05 * nrows)
     axes = fig.subplots(nrows, n_per_object, squeeze=False)
-    for row, (cls, (crts_id, images, mjd)) in enumerate(objects.items()):
+    for row, (cls, (object_id, images, mjd)) in enumerate(objects.items()):
         images = np.asarray(images)
         mjd = np.asarray(mjd, dtype=np.float64)
         if images.ndim != 3 or len(images) != len(mjd):
@@ -256,7 +255,7 @@ def plot_sample_images(
                 continue
             idx = chosen[col]
             _show_cutout(ax, images[idx])
-            ax.set_title(f"{crts_id}\nMJD {mjd[idx]:.3f}", fontsize=6.5)
+            ax.set_title(f"{object_id}\nMJD {mjd[idx]:.3f}", fontsize=6.5)
         axes[row, 0].set_ylabel(cls, fontsize=11, rotation=0, ha="right", va="center")
         if len(chosen) == 0:  # keep the class label visible on an empty row
             axes[row, 0].set_axis_on()

@@ -86,6 +86,10 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
     prep = prepare(root, out / "cache", workers=opts.workers)
     if prep.bad_files:
         _log(f"skipped {len(prep.bad_files)} bad files (see {out / 'cache' / 'bad_files.csv'})")
+    if prep.warnings:
+        _log(f"left out {len(prep.warnings)} images, rows or cards of kept files (see {out / 'cache' / 'warnings.csv'})")
+    if prep.n_non_without_parent:
+        _log(f"{prep.n_non_without_parent} NON objects name a parent CRTS_ID that no transient here has")
     cache = open_cache(out / "cache")
     tasks = [select_task(name, cache.labels_array()) for name in opts.tasks]
     task = tasks[0]
@@ -305,7 +309,7 @@ def _figures(out: Path, cache: Any, task: Any) -> None:
         rows = task.rows[labels[task.rows] == cls]
         if len(rows):
             i = int(rows[0])
-            samples[cls] = (cache.objects["crts_id"].iloc[i], np.asarray(cache.object_images(i)), cache.object_mjd(i))
+            samples[cls] = (cache.objects["object_id"].iloc[i], np.asarray(cache.object_images(i)), cache.object_mjd(i))
     if samples:
         plot_sample_images(samples, out / "sample_images.png")
     curves = {}

@@ -5,7 +5,8 @@ Layout of ``CACHE/``::
     manifest.json       written last: its presence is what makes a cache whole
     objects.parquet     one row per object
     images.parquet      one row per image; each object's rows contiguous, MJD order
-    bad_files.csv       files skipped and why
+    bad_files.csv       files skipped and why (path, reason)
+    warnings.csv        images and rows left out of files kept, and cards found wrong (path, hdu, row, reason)
     parts/part-NNNNN-KEY.u16      pixels of one part, raw uint16 (n, 64, 64)
     parts/part-NNNNN-KEY.json     a part's commit marker, written after its data
 
@@ -43,13 +44,14 @@ from deeptao.io import IMAGE_SHAPE, TaoFormatError, iter_fits_files, read_object
 
 __all__ = ["PrepareError", "CacheError", "PrepareResult", "PreparedCache", "prepare", "open_cache", "FILES_PER_PART"]
 
-FORMAT_VERSION = 1
+#: 2: objects hold crts_id (None for NON) and parent_id, n_faults, parent_missing; warnings.csv
+FORMAT_VERSION = 2
 FILES_PER_PART = 64
 _PIXEL_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * 2
 
 
 class PrepareError(RuntimeError):
-    """Preparing stopped (``--strict`` met a bad file, or there was nothing to prepare); one line."""
+    """Preparing stopped (``--strict`` met a bad file or a fault in one, or there was nothing to prepare); one line."""
 
 
 class CacheError(RuntimeError):
@@ -58,12 +60,19 @@ class CacheError(RuntimeError):
 
 @dataclass
 class PrepareResult:
-    """What a prepare did: counts, the files it skipped and why, and the reuse of earlier work."""
+    """What a prepare did: counts, the files it skipped and why, what it left out of the files it kept, and the reuse of earlier work.
+
+    ``warnings`` holds ``(path, hdu, row, reason)`` per :class:`deeptao.io.ReadFault`
+    (as in ``warnings.csv``); ``n_non_without_parent`` counts the NON objects
+    whose parent ``CRTS_ID`` names no transient among the objects prepared.
+    """
 
     cache: Path
     n_objects: int
     n_images: int
     bad_files: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, int | None, int | None, str]] = field(default_factory=list)
+    n_non_without_parent: int = 0
     parts_reused: int = 0
     parts_built: int = 0
     seconds: float = 0.0
@@ -85,11 +94,14 @@ def _build_part(
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Read one part's files, write its pixels and tables, then its marker (last).
 
-    Runs in a worker process. Returns (files done, images, bad files).
+    Runs in a worker process. Returns (files done, images, bad files); with
+    ``strict``, the first bad file or the first fault inside a file is the one
+    bad file returned, and nothing is written.
     """
     objects: list[tuple[Any, ...]] = []
     image_columns: dict[str, list[np.ndarray]] = {name: [] for name in _IMAGE_COLUMNS}
     bad: list[tuple[str, str]] = []
+    warnings: list[tuple[str, int | None, int | None, str]] = []
     n_images = 0
     pixels_tmp = stem.with_suffix(".u16.tmp")
     with open(pixels_tmp, "wb") as out:
@@ -103,14 +115,19 @@ def _build_part(
                     return len(files), 0, [(str(path), exc.fault)]
                 bad.append((str(path), exc.fault))
                 continue
+            if obj.faults and strict:
+                out.close()
+                pixels_tmp.unlink()
+                return len(files), 0, [(str(path), str(obj.faults[0]))]
+            warnings.extend((str(path), f.hdu, f.row, f.reason) for f in obj.faults)
             out.write(obj.images.data)
             n = len(obj)
             cols = obj.columns
             objects.append(
                 (
-                    obj.object_id, label, obj.group, obj.crts_id, obj.variant, n, int(obj.blank.sum()),
-                    int(cols["duplicate"].sum()), float(obj.mjd[0]), float(obj.mjd[-1]), obj.ra, obj.dec,
-                    _as_float(obj.header.get("MAG")), str(path), n_images,
+                    obj.object_id, label, obj.group, obj.crts_id, obj.parent_id, obj.variant, n,
+                    int(obj.blank.sum()), int(cols["duplicate"].sum()), len(obj.faults), float(obj.mjd[0]),
+                    float(obj.mjd[-1]), obj.ra, obj.dec, _as_float(obj.header.get("MAG")), str(path), n_images,
                 )
             )  # fmt: skip
             image_columns["part_object"].append(np.full(n, len(objects) - 1, dtype=np.int64))
@@ -127,14 +144,14 @@ def _build_part(
     _write_parquet_atomic(obj_frame, stem.with_suffix(".objects.parquet"))
     _write_parquet_atomic(img_frame, stem.with_suffix(".images.parquet"))
     os.replace(pixels_tmp, stem.with_suffix(".u16"))
-    marker = {"files": len(files), "n_objects": len(objects), "n_images": n_images, "bad_files": bad}
+    marker = {"files": len(files), "n_objects": len(objects), "n_images": n_images, "bad_files": bad, "warnings": warnings}
     _write_text_atomic(stem.with_suffix(".json"), json.dumps(marker))
     return len(files), n_images, bad
 
 
 _OBJECT_COLUMNS = [
-    "object_id", "label", "group", "crts_id", "variant", "n_images", "n_blank", "n_duplicate",
-    "mjd_first", "mjd_last", "ra", "dec", "mag", "path", "part_offset",
+    "object_id", "label", "group", "crts_id", "parent_id", "variant", "n_images", "n_blank", "n_duplicate",
+    "n_faults", "mjd_first", "mjd_last", "ra", "dec", "mag", "path", "part_offset",
 ]  # fmt: skip
 _IMAGE_COLUMNS = ["part_object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]
 _IMAGE_DTYPES = {"object": "int64", "mjd": "float64", "hdu_ext": "int64", "blank": "bool", "duplicate": "bool", "date": "object", "cutout": "object"}
@@ -277,7 +294,7 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
     for stale in (out / "parts").iterdir():
         if stale.name.split(".")[0] not in keep:
             stale.unlink()
-    objects, bad, parts = [], [], []
+    objects, bad, warnings, parts = [], [], [], []
     image_start = n_objects = 0
     images_tmp = out / "images.parquet.tmp"
     writer = None
@@ -299,6 +316,7 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
             n_objects += len(obj)
             image_start += marker["n_images"]
             bad.extend(tuple(b) for b in marker["bad_files"])
+            warnings.extend(tuple(w) for w in marker["warnings"])
             parts.append({"file": stem.with_suffix(".u16").name, "n_images": marker["n_images"]})
     finally:
         if writer is not None:
@@ -308,6 +326,7 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
     obj_frame = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=_OBJECT_COLUMNS)
     counts = obj_frame["n_images"].to_numpy(dtype=np.int64)
     _check_unique_ids(obj_frame)
+    obj_frame["parent_missing"] = _parent_missing(obj_frame)
     _write_parquet_atomic(obj_frame, out / "objects.parquet")
     os.replace(images_tmp, out / "images.parquet")
     with open(out / "bad_files.csv.tmp", "w", newline="") as fh:
@@ -315,6 +334,12 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
         writer.writerow(["path", "reason"])
         writer.writerows(bad)
     os.replace(out / "bad_files.csv.tmp", out / "bad_files.csv")
+    with open(out / "warnings.csv.tmp", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "hdu", "row", "reason"])
+        writer.writerows(warnings)
+    os.replace(out / "warnings.csv.tmp", out / "warnings.csv")
+    n_orphans = int(obj_frame["parent_missing"].sum())
     manifest = {
         "format_version": FORMAT_VERSION,
         "deeptao_version": __version__,
@@ -322,12 +347,29 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
         "n_objects": int(len(obj_frame)),
         "n_images": int(counts.sum()),
         "n_bad_files": len(bad),
+        "n_warnings": len(warnings),
+        "n_files_with_warnings": len({w[0] for w in warnings}),
+        "n_non_without_parent": n_orphans,
         "image_shape": list(IMAGE_SHAPE),
         "dtype": "uint16",
         "parts": parts,
     }
     _write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    return PrepareResult(out, int(len(obj_frame)), int(counts.sum()), bad)
+    return PrepareResult(out, int(len(obj_frame)), int(counts.sum()), bad, warnings, n_orphans)
+
+
+def _parent_missing(objects: pd.DataFrame) -> np.ndarray:
+    """True for each NON object whose parent CRTS_ID names no transient in ``objects``.
+
+    Such an object keeps its parent's ID as its group, so NON objects cut
+    beside one absent transient (the same field, the same exposures) still
+    share a split, and none joins another transient's group.
+    """
+    if objects.empty:
+        return np.zeros(0, dtype=bool)
+    non = (objects["variant"] == "non-transient").to_numpy()
+    transients = set(objects.loc[~non, "crts_id"].dropna())
+    return non & ~objects["parent_id"].isin(transients).to_numpy()
 
 
 def _check_unique_ids(objects: pd.DataFrame) -> None:
@@ -354,7 +396,10 @@ class PreparedCache:
             raise CacheError(f"{self.root}: not a complete deeptao cache (no manifest.json); run 'deeptao prepare' again")
         self.manifest = json.loads(manifest_path.read_text())
         if self.manifest.get("format_version") != FORMAT_VERSION:
-            raise CacheError(f"{self.root}: cache format {self.manifest.get('format_version')} is not {FORMAT_VERSION}; prepare it again")
+            raise CacheError(
+                f"{self.root}: cache format {self.manifest.get('format_version')} (deeptao "
+                f"{self.manifest.get('deeptao_version', '?')}) is not format {FORMAT_VERSION}; run 'deeptao prepare' again"
+            )
         self.objects = pd.read_parquet(self.root / "objects.parquet")
         self.images = pd.read_parquet(self.root / "images.parquet")
         self._parts: dict[int, np.ndarray] = {}

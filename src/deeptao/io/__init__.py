@@ -10,6 +10,7 @@ from deeptao.io._exposures import (
 )
 from deeptao.io._reader import (
     IMAGE_SHAPE,
+    ReadFault,
     TaoFormatError,
     TaoObject,
     iter_fits_files,
@@ -26,6 +27,7 @@ __all__ = [
     "first_nights",
     "order_exposures",
     "IMAGE_SHAPE",
+    "ReadFault",
     "TaoFormatError",
     "TaoObject",
     "iter_fits_files",

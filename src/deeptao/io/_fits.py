@@ -15,12 +15,13 @@ misread.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FitsStructureError", "HDU", "parse_header", "scan_hdus", "read_bintable", "read_image_stack"]
+__all__ = ["FitsStructureError", "HDU", "parse_header", "scan_hdus", "read_bintable", "image_fault", "read_image_stack"]
 
 BLOCK = 2880
 CARD = 80
@@ -37,6 +38,9 @@ _TFORM = {
     "D": (">f8", 8),
     "A": ("S", 1),
 }
+# Formats with a known width that are not decoded (bits, complex, heap descriptors): code -> bytes for repeat r
+_OPAQUE = {"X": lambda r: -(-r // 8), "C": lambda r: 8 * r, "M": lambda r: 16 * r, "P": lambda r: 8, "Q": lambda r: 16}
+_TFORM_SHAPE = re.compile(r"^(\d*)([A-Z])")
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
@@ -187,27 +191,50 @@ def scan_hdus(buf: bytes) -> list[HDU]:
             )
         hdus.append(HDU(pos, data_start, nbytes, cards))
         pos = data_start + -(-nbytes // BLOCK) * BLOCK
-        # Trailing zero padding or garbage shorter than a header is not an HDU.
-        if size - pos < BLOCK or buf[pos : pos + 8] != b"XTENSION":
+        # Trailing zero padding or garbage is not an HDU; a header cut short is a truncated file.
+        if buf[pos : pos + 8] != b"XTENSION":
             break
+        if size - pos < BLOCK:
+            raise FitsStructureError(f"truncated: HDU {len(hdus)} starts at byte {pos}, file ends at {size}")
     return hdus
 
 
-def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
-    """Columns of a fixed-width binary table, strings decoded and stripped."""
+def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray | None]:
+    """Columns of a fixed-width binary table: strings decoded and stripped, numbers scaled.
+
+    A column this reader does not decode (bits ``X``, complex ``C``/``M``,
+    variable-length ``P``/``Q``) is None: its width is skipped, so a table
+    may carry such columns beside the ones the caller uses.
+
+    A numeric column with ``TSCALn``/``TZEROn`` comes out as its true values
+    (``raw * TSCAL + TZERO``): astropy writes an unsigned 16-bit column as
+    ``I`` with ``TZERO = 32768``, and reading it raw would misplace every row.
+    Integer results stay integers (int64, or uint64 for ``K`` with
+    ``TZERO = 2**63``); a column with ``TNULLn`` whose raw value marks a null
+    comes out as float64 with NaN there, so the caller can drop those rows.
+    """
     cards = hdu.cards
     if hdu.xtension != "BINTABLE":
         raise FitsStructureError(f"HDU is {hdu.xtension}, not a binary table")
     nfields = cards.get("TFIELDS", 0)
     row_bytes, nrows = cards.get("NAXIS1"), cards.get("NAXIS2")
-    names, formats = [], []
+    names, formats, scaling = [], [], []
     width = 0
     for i in range(1, nfields + 1):
         name = str(cards.get(f"TTYPE{i}", f"col{i}")).strip()
         tform = str(cards.get(f"TFORM{i}", "")).strip().upper()
-        digits = "".join(ch for ch in tform if ch.isdigit())
-        code = tform[len(digits) : len(digits) + 1]
-        repeat = int(digits) if digits else 1
+        shape = _TFORM_SHAPE.match(tform)  # rT(...): repeat, type code, then anything (a heap's max length)
+        if shape is None:
+            raise FitsStructureError(f"table column {name!r} has unreadable format {tform!r}")
+        repeat = int(shape.group(1)) if shape.group(1) else 1
+        code = shape.group(2)
+        if code in _OPAQUE:
+            nbytes, repeat = _OPAQUE[code](repeat), 1
+            formats.append(f"V{nbytes}")
+            names.append(name)
+            scaling.append((code, 1, 0, None))
+            width += nbytes
+            continue
         if code not in _TFORM:
             raise FitsStructureError(f"table column {name!r} has unsupported format {tform!r}")
         dtype, nbytes = _TFORM[code]
@@ -218,47 +245,96 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
         else:
             formats.append((dtype, (repeat,)))
         names.append(name)
+        scaling.append((code, cards.get(f"TSCAL{i}", 1), cards.get(f"TZERO{i}", 0), cards.get(f"TNULL{i}")))
         width += nbytes * repeat
     if width != row_bytes:
         raise FitsStructureError(f"table row is {row_bytes} bytes but its columns add up to {width}")
+    if len(set(names)) != len(names):
+        raise FitsStructureError(f"table has two columns of one name ({', '.join(names)})")
     rec = np.frombuffer(buf, dtype=np.dtype({"names": names, "formats": formats}), count=nrows, offset=hdu.data_start)
     columns: dict[str, np.ndarray] = {}
-    for name in names:
+    for name, (code, tscal, tzero, tnull) in zip(names, scaling):
         col = rec[name]
-        if col.dtype.kind == "S":
+        if code in _OPAQUE:
+            columns[name] = None
+        elif col.dtype.kind == "S":
             columns[name] = np.char.strip(np.char.decode(col, "ascii", errors="replace")).astype(object)
+        elif code == "L":
+            columns[name] = col
         else:
-            columns[name] = col.astype(col.dtype.newbyteorder("="))
+            columns[name] = _scaled(name, col.astype(col.dtype.newbyteorder("=")), code, tscal, tzero, tnull)
     return columns
+
+
+def _scaled(name: str, raw: np.ndarray, code: str, tscal: Any, tzero: Any, tnull: Any) -> np.ndarray:
+    """True values of a numeric column (FITS 4.0, section 7.3.2): ``raw * TSCAL + TZERO``, nulls as NaN."""
+    for card, value in (("TSCAL", tscal), ("TZERO", tzero), ("TNULL", tnull)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise FitsStructureError(f"table column {name!r} has a non-numeric {card} ({value!r})")
+    integer = raw.dtype.kind in "iu"
+    null = None
+    if tnull is not None and integer:
+        null = raw == tnull
+    if tscal == 1 and tzero == 0:
+        out = raw
+    elif integer and tscal == 1 and code == "K" and tzero == 2**63:
+        out = raw.view(np.uint64) ^ np.uint64(2**63)
+    elif integer and isinstance(tscal, int) and isinstance(tzero, int):
+        out = raw.astype(np.int64) * tscal + tzero
+    else:
+        out = raw.astype(np.float64) * tscal + tzero
+    if null is not None and null.any():
+        out = out.astype(np.float64)
+        out[null] = np.nan
+    return out
+
+
+def image_fault(hdu: HDU) -> str | None:
+    """Why ``hdu`` cannot be read as a 2-D image by :func:`read_image_stack`, or None if it can."""
+    c = hdu.cards
+    if hdu.xtension != "IMAGE" or c.get("NAXIS") != 2:
+        return f"HDU is not a 2-D image ({hdu.xtension}, NAXIS {c.get('NAXIS')})"
+    if c.get("BITPIX") not in _BITPIX:
+        return f"image has unsupported BITPIX {c.get('BITPIX')}"
+    for card in ("BZERO", "BSCALE", "BLANK"):
+        value = c.get(card)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"image has a non-numeric {card} ({value!r})"
+    return None
 
 
 def read_image_stack(buf: bytes, hdus: list[HDU], index: np.ndarray) -> np.ndarray:
     """Pixels of the image HDUs ``hdus[index]`` as ``(n, ny, nx)``, in the order of ``index``.
 
-    The release's layout (BITPIX 16, BZERO 32768, BSCALE 1) becomes uint16 by
-    flipping the sign bit, done for all images in one strided gather when the
-    HDUs are evenly spaced (they are when headers repeat), else one by one.
-    Other layouts are scaled to float64 for the caller to check.
+    The release's layout (BITPIX 16, BZERO 32768, BSCALE 1, no BLANK) becomes
+    uint16 by flipping the sign bit, done for all images in one strided gather
+    when the HDUs are evenly spaced (they are when headers repeat), else one by
+    one. Other layouts are scaled to float64 for the caller to check; integer
+    pixels equal to ``BLANK`` (undefined) become NaN. Every HDU must pass
+    :func:`image_fault` and all must share one shape.
     """
     index = np.asarray(index, dtype=np.int64)
     if len(index) == 0:
         return np.zeros((0, 64, 64), dtype=np.uint16)
     chosen = [hdus[i] for i in index]
     layouts = set()
-    for h in chosen:
+    # Repeated headers share one cards dict (scan_hdus parses them once): check each dict once.
+    for h in {id(h.cards): h for h in chosen}.values():
+        fault = image_fault(h)
+        if fault is not None:
+            raise FitsStructureError(f"HDU at byte {h.header_start}: {fault}")
         c = h.cards
-        if h.xtension != "IMAGE" or c.get("NAXIS") != 2:
-            raise FitsStructureError(f"HDU at byte {h.header_start} is not a 2-D image")
-        layouts.add((c.get("NAXIS2"), c.get("NAXIS1"), c.get("BITPIX"), c.get("BZERO", 0), c.get("BSCALE", 1)))
+        blank = c.get("BLANK") if c.get("BITPIX", 0) > 0 else None
+        layouts.add((c.get("NAXIS2"), c.get("NAXIS1"), c.get("BITPIX"), c.get("BZERO", 0), c.get("BSCALE", 1), blank))
+    if len({layout[:2] for layout in layouts}) > 1:
+        raise FitsStructureError("images of different shapes in one stack")
     if len(layouts) == 1:
-        ny, nx, bitpix, bzero, bscale = layouts.pop()
-        if bitpix not in _BITPIX:
-            raise FitsStructureError(f"image HDU has unsupported BITPIX {bitpix}")
+        ny, nx, bitpix, bzero, bscale, blank = layouts.pop()
         dtype = np.dtype(_BITPIX[bitpix])
         lo, hi = int(index.min()), int(index.max())
         starts = np.fromiter((hdus[i].data_start for i in range(lo, hi + 1)), dtype=np.int64, count=hi - lo + 1)
         steps = np.diff(starts)
-        if hi == lo or (steps[0] > 0 and (steps == steps[0]).all()):
+        if blank is None and (hi == lo or (steps[0] > 0 and (steps == steps[0]).all())):
             uint16_layout = bitpix == 16 and bzero == 32768 and bscale == 1
             stride = int(steps[0]) if hi > lo else ny * nx * dtype.itemsize
             view = np.ndarray(
@@ -274,19 +350,15 @@ def read_image_stack(buf: bytes, hdus: list[HDU], index: np.ndarray) -> np.ndarr
                 out ^= 0x8000
                 return out
             return picked.astype(np.float64) * bscale + bzero
-    # Mixed layouts: one at a time, as float64.
+    # Mixed layouts or undefined pixels: one at a time, as float64.
     stack = []
     for h in chosen:
         c = h.cards
-        bitpix = c.get("BITPIX")
-        if bitpix not in _BITPIX:
-            raise FitsStructureError(f"image HDU has unsupported BITPIX {bitpix}")
-        arr = np.frombuffer(
-            buf, dtype=_BITPIX[bitpix], count=c["NAXIS1"] * c["NAXIS2"], offset=h.data_start
+        raw = np.frombuffer(
+            buf, dtype=_BITPIX[c["BITPIX"]], count=c["NAXIS1"] * c["NAXIS2"], offset=h.data_start
         ).reshape(c["NAXIS2"], c["NAXIS1"])
-        stack.append(arr.astype(np.float64) * c.get("BSCALE", 1) + c.get("BZERO", 0))
-    shapes_seen = {a.shape for a in stack}
-    if len(shapes_seen) > 1:
-        bad = next(a.shape for a in stack if a.shape != (64, 64))
-        raise FitsStructureError(f"image is {bad[0]}x{bad[1]}, not 64x64")
+        arr = raw.astype(np.float64) * c.get("BSCALE", 1) + c.get("BZERO", 0)
+        if c["BITPIX"] > 0 and c.get("BLANK") is not None:
+            arr[raw == c["BLANK"]] = np.nan
+        stack.append(arr)
     return np.stack(stack)

@@ -30,7 +30,7 @@ import pandas as pd
 from astropy.stats import sigma_clip
 from astropy.utils.exceptions import AstropyUserWarning
 
-from deeptao.io import NIGHT_GAP_DAYS, assign_nights
+from deeptao.io import NIGHT_GAP_DAYS, assign_nights, blank_images
 
 __all__ = [
     "PhotometrySettings",
@@ -224,9 +224,7 @@ def measure(
     cx, cy = cfg.centre if cfg.centre is not None else ((width - 1) / 2.0, (height - 1) / 2.0)
     geo = _geometry((height, width), float(cx), float(cy), cfg.aperture, cfg.annulus_inner, cfg.annulus_outer)
 
-    flat = images.reshape(n, -1)
-    constant = flat.min(axis=1) == flat.max(axis=1) if n else np.zeros(0, bool)
-    is_blank = blank_in | constant
+    is_blank = blank_in | blank_images(images)
     use = np.flatnonzero(~is_blank)
 
     flux = np.full(n, np.nan)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from deeptao import CLASSES, TRANSIENT_CLASSES
+from deeptao.io import blank_images
 
 from ._cadence import Exposures, date_code, field_exposures, tile_of, ut_date_float, ymd, zero_point
 from ._config import SurveyConfig
@@ -55,7 +56,8 @@ class _Plan:
     kind: str
     variant: str  # "transient" | "non-transient"
     stem: str
-    crts_id: str
+    crts_id: str | None  # the transient's own CRTS ID; None for a non-transient, which has none
+    parent_id: str | None  # a non-transient's CRTS_ID card: the transient it was cut beside
     group: str
     ra: float
     dec: float
@@ -214,7 +216,7 @@ def _plan_transient(label: str, index: int, attempt: int, seed: int, cfg: Survey
     }
     plan = _Plan(
         label=label, physical=physical, kind=scene.kind, variant="transient", stem=crts_id,
-        crts_id=crts_id, group=crts_id, ra=ra, dec=dec, header=header, exposures=exposures,
+        crts_id=crts_id, parent_id=None, group=crts_id, ra=ra, dec=dec, header=header, exposures=exposures,
         cutout=_cutouts(exposures.ccd_xy, duplicate, rng), duplicate=duplicate,
         offset=_place(len(exposures), duplicate, rng),
         points=scene.points + stars, galaxies=scene.galaxies + galaxies,
@@ -262,7 +264,7 @@ def _plan_non(index: int, attempt: int, seed: int, parents: list[tuple[_Plan, Ex
     stem = _non_name(ra, dec)
     return _Plan(
         label="NON", physical="NON", kind=scene.kind, variant="non-transient", stem=stem,
-        crts_id=parent.crts_id, group=parent.crts_id, ra=ra, dec=dec, header=header,
+        crts_id=None, parent_id=parent.crts_id, group=parent.crts_id, ra=ra, dec=dec, header=header,
         exposures=exposures, cutout=_cutouts(ccd, duplicate, rng), duplicate=duplicate,
         offset=_place(len(exposures), duplicate, rng),
         points=scene.points + stars, galaxies=scene.galaxies + galaxies,
@@ -315,12 +317,11 @@ def _build(plan: _Plan, seed: int, cfg: SurveyConfig, out: Path) -> dict[str, An
     path = out / plan.relpath
     write_object(path, table, images[order], plan.header,
                  repeat_header=plan.variant == "transient")
-    flat = images.reshape(images.shape[0], -1)
-    n_blank = int((flat.min(axis=1) == flat.max(axis=1)).sum())
+    n_blank = int(blank_images(images).sum())  # as the reader will flag them, edge bands and all
     return {
         "path": str(plan.relpath), "label": plan.label, "physical_class": plan.physical,
         "kind": plan.kind, "variant": plan.variant, "crts_id": plan.crts_id,
-        "group": plan.group, "n_images": int(images.shape[0]),
+        "parent_id": plan.parent_id, "group": plan.group, "n_images": int(images.shape[0]),
         "n_duplicates": int(plan.duplicate.sum()), "n_blank": n_blank,
         "ra": plan.ra, "dec": plan.dec, "m_disc": plan.m_disc, "t_disc": plan.t_disc,
         "mjd_first": float(e.mjd.min()), "mjd_last": float(e.mjd.max()),
