@@ -217,3 +217,17 @@ def test_feature_matrix_rejects_unpacked_rows():
     t = np.array([[np.nan, 1.0, 2.0]])
     with pytest.raises(ValueError, match="valid points must come first"):
         feature_matrix(t, t, t)
+
+
+def test_a_batch_of_one_night_light_curves_gives_features_not_an_error():
+    """Early classification cuts every object to one night: no pair of nights exists in the whole batch."""
+    import warnings
+
+    from deeptao.lightcurves.features import FEATURE_NAMES, feature_matrix
+
+    t, m, e = np.array([[1.0], [2.0]]), np.array([[15.0], [16.0]]), np.array([[0.1], [0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = feature_matrix(t, m, e)
+    assert out.shape == (2, len(FEATURE_NAMES))
+    assert np.isnan(out[:, list(FEATURE_NAMES).index("max_slope")]).all()

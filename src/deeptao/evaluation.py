@@ -99,7 +99,13 @@ __all__ = [
     "write_metrics_json",
     "write_f1_csv",
     "evaluate_run",
+    "MODEL_ORDER",
+    "model_rank",
     "expected_calibration_error",
+    "reliability_bins",
+    "calibration_inputs",
+    "RELIABILITY_FILE",
+    "EARLY_FILE",
     "ECE_BINS",
     "EARLY_PREDICTIONS_FILE",
     "validate_early_predictions",
@@ -119,6 +125,8 @@ METRICS_FILE = "metrics.json"
 F1_FILE = "f1_scores.csv"
 EARLY_PREDICTIONS_FILE = "early_predictions.parquet"
 CONFUSION_FILE = "confusion_matrix.png"
+RELIABILITY_FILE = "reliability.png"
+EARLY_FILE = "early_classification.png"
 """Drawn by :func:`deeptao.plotting.plot_run_figures`; named here with the other run files."""
 
 STD_DDOF = 1
@@ -469,38 +477,60 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = E
     equal-width intervals of the top probability, closed on the right (the
     first also on the left); NaN for no items.
     """
+    confidence, accuracy, count = reliability_bins(proba, y, n_bins)
+    if count.sum() == 0:
+        return math.nan
+    used = count > 0
+    return float(np.sum(count[used] * np.abs(accuracy[used] - confidence[used])) / count.sum())
+
+
+def reliability_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per confidence bin: mean top probability, accuracy and item count (NaN for an empty bin).
+
+    The bins of :func:`expected_calibration_error` and of the reliability
+    diagram (:func:`deeptao.plotting.plot_reliability`).
+    """
     proba = np.asarray(proba, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     if proba.ndim != 2 or y.shape != (len(proba),):
         raise ValueError(f"need proba (n, n_classes) and y (n,), got {proba.shape} and {y.shape}")
-    if len(y) == 0:
-        return math.nan
     confidence = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y
     bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
-    gap = np.abs(np.bincount(bins, correct, minlength=n_bins) - np.bincount(bins, confidence, minlength=n_bins))
-    return float(gap.sum() / len(y)) if count.sum() else math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(bins, confidence, minlength=n_bins) / count
+        accuracy = np.bincount(bins, correct, minlength=n_bins) / count
+    return mean_confidence, accuracy, count
 
 
-def _calibration_errors(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[float, float]:
-    """ECE as predicted and, where rows carry their temperature, before it was applied."""
+def calibration_inputs(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(proba, y, proba_uncalibrated)`` of one run's rows; the last is None without a temperature column.
+
+    The uncalibrated probabilities are recovered exactly from the calibrated
+    ones and the recorded temperature (``p_raw ∝ p ** T``).
+    """
     from deeptao.models.calibration import apply_temperature
 
     proba = rows[[f"prob_{c}" for c in classes]].to_numpy(np.float64)
     index = {c: i for i, c in enumerate(classes)}
     y = rows["y_true"].map(index).to_numpy(np.int64)
-    ece = expected_calibration_error(proba, y)
     if "temperature" not in rows.columns:
-        return ece, math.nan
+        return proba, y, None
     temperature = rows["temperature"].to_numpy(np.float64)
     if not np.isfinite(temperature).all():
-        return ece, math.nan
+        return proba, y, None
     raw = proba.copy()
     for t in np.unique(temperature):
         rows_t = temperature == t
         raw[rows_t] = apply_temperature(proba[rows_t], 1.0 / t)
-    return ece, expected_calibration_error(raw, y)
+    return proba, y, raw
+
+
+def _calibration_errors(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[float, float]:
+    """ECE as predicted and, where rows carry their temperature, before it was applied."""
+    proba, y, raw = calibration_inputs(rows, classes)
+    return expected_calibration_error(proba, y), (math.nan if raw is None else expected_calibration_error(raw, y))
 
 
 def macro_f1_from_confusion(confusion: np.ndarray) -> np.ndarray:
@@ -708,16 +738,21 @@ def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
     return gaps
 
 
-_MODEL_ORDER = ("seed-cnn", "taonet", "taonet-lc", "lc-rf")
+MODEL_ORDER = ("seed-cnn", "taonet", "taonet-lc", "lc-rf")
+"""Reading order of the built-in models in tables and figures; other models follow."""
+
+
+def model_rank(model: str) -> int:
+    """Position of ``model`` in :data:`MODEL_ORDER` (unknown models after the built-in ones)."""
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
 
 
 def display_order(scores: Iterable[Score]) -> list[Score]:
     """Scores in reading order: built-in models first, then task, split and level as defined above."""
 
     def key(s: Score) -> tuple[Any, ...]:
-        rank = _MODEL_ORDER.index(s.model) if s.model in _MODEL_ORDER else len(_MODEL_ORDER)
         return (
-            rank,
+            model_rank(s.model),
             s.model,
             list(TASK_CLASSES).index(s.task),
             SPLITS.index(s.split),

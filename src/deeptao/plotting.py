@@ -32,12 +32,26 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from deeptao.evaluation import CONFUSION_FILE, Evaluation, Score, display_order
+from deeptao.evaluation import (
+    CONFUSION_FILE,
+    EARLY_FILE,
+    RELIABILITY_FILE,
+    TASK_CLASSES,
+    Evaluation,
+    Score,
+    calibration_inputs,
+    display_order,
+    load_predictions,
+    model_rank,
+    reliability_bins,
+)
 
 __all__ = [
     "zscale_limits",
     "plot_run_figures",
     "plot_confusion_matrices",
+    "plot_reliability",
+    "plot_early_classification",
     "plot_object",
     "show_object",
     "plot_sample_images",
@@ -137,16 +151,94 @@ def plot_confusion_matrices(scores: Sequence[Score], out_png: str | Path, *, nco
     return _save(fig, out_png)
 
 
+def plot_reliability(predictions: pd.DataFrame, out_png: str | Path, *, ncols: int = 4) -> Path:
+    """Reliability diagram per (model, task), object split and level, seeds pooled.
+
+    Accuracy against mean top probability in the bins of the calibration
+    error; solid: the probabilities as predicted, dashed: before temperature
+    scaling (where the table records a temperature). Points on the diagonal
+    are honest probabilities; marker area grows with the items in the bin.
+    """
+    frame = predictions[(predictions["split"] == "object") & (predictions["level"] == "object")]
+    groups = sorted(frame.groupby(["model", "task"], sort=False).groups, key=lambda k: (model_rank(k[0]), list(TASK_CLASSES).index(k[1])))
+    if not groups:
+        raise ValueError("no object-level predictions of the object split to draw")
+    n = len(groups)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(3.2 * ncols, 3.3 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, (model, task) in zip(axes.flat, groups):
+        rows = frame[(frame["model"] == model) & (frame["task"] == task)]
+        proba, y, raw = calibration_inputs(rows, TASK_CLASSES[task])
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8)
+        for probs, style, label in ((raw, "--", "before calibration"), (proba, "-", "as predicted")):
+            if probs is None:
+                continue
+            confidence, accuracy, count = reliability_bins(probs, y)
+            used = count > 0
+            line = ax.plot(confidence[used], accuracy[used], style, lw=1.2, label=label)[0]
+            ax.scatter(confidence[used], accuracy[used], s=8 + 60 * count[used] / count.max(), color=line.get_color())
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean top probability")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{model} · {task}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    return _save(fig, out_png)
+
+
+def plot_early_classification(early: Mapping[str, Sequence[Mapping[str, Any]]], out_png: str | Path) -> Path:
+    """Macro F1 against the number of first nights seen, one line per model (± std over seeds).
+
+    ``early`` is :func:`deeptao.evaluation.early_scores`'s result; the point
+    for every night sits at the right end of the axis.
+    """
+    if not early:
+        raise ValueError("no early-classification scores to draw")
+    cuts = sorted({e["nights"] for curve in early.values() for e in curve if e["nights"] > 0})
+    positions = {k: i for i, k in enumerate(cuts)}
+    positions[0] = len(cuts)
+    fig = _new_figure(6.0, 3.8)
+    ax = fig.subplots()
+    for key in sorted(early, key=lambda k: model_rank(k.split("/")[0])):
+        curve = early[key]
+        x = np.array([positions[e["nights"]] for e in curve], dtype=float)
+        f1 = np.array([e["macro_f1"] for e in curve])
+        std = np.array([np.nan if e["macro_f1_std"] is None else e["macro_f1_std"] for e in curve])
+        model, split, task, _level = key.split("/")
+        line = ax.plot(x, f1, "o-", lw=1.2, ms=3, label=f"{model} ({task})")[0]
+        if np.isfinite(std).any():
+            ax.fill_between(x, f1 - std, f1 + std, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xticks(range(len(cuts) + 1), [str(k) for k in cuts] + ["all"])
+    ax.set_xlabel("first nights seen")
+    ax.set_ylabel("test macro F1")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_png)
+
+
 def plot_run_figures(evaluation: Evaluation, run_dir: str | Path) -> dict[str, Path]:
     """Draw the figures that follow from a run's scores into ``run_dir``.
 
-    Today that is ``confusion_matrix.png`` (:data:`deeptao.evaluation.CONFUSION_FILE`)
-    from ``evaluation.summary``. The keys match those of ``evaluation.files``,
-    so ``{**evaluation.files, **plot_run_figures(evaluation, run_dir)}`` lists
+    ``confusion_matrix.png`` (:data:`deeptao.evaluation.CONFUSION_FILE`) from
+    ``evaluation.summary``; ``reliability.png`` from the run's predictions;
+    ``early_classification.png`` where the run scored early classification.
+    The keys match those of ``evaluation.files``, so
+    ``{**evaluation.files, **plot_run_figures(evaluation, run_dir)}`` lists
     every file the run's scoring wrote.
     """
     run_dir = Path(run_dir)
-    return {"confusion_matrix": plot_confusion_matrices(evaluation.summary, run_dir / CONFUSION_FILE)}
+    files = {"confusion_matrix": plot_confusion_matrices(evaluation.summary, run_dir / CONFUSION_FILE)}
+    predictions = load_predictions(run_dir)
+    if ((predictions["split"] == "object") & (predictions["level"] == "object")).any():
+        files["reliability"] = plot_reliability(predictions, run_dir / RELIABILITY_FILE)
+    if evaluation.early:
+        files["early_classification"] = plot_early_classification(evaluation.early, run_dir / EARLY_FILE)
+    return files
 
 
 # ------------------------------------------------------------------- cutouts

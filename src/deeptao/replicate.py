@@ -57,6 +57,7 @@ class ReplicateOptions:
     objects_per_class: int = option("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
     survey_seed: int = option("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
     workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
+    early_nights: tuple[int, ...] = option("early classification: also score the 6-class test objects cut to their first k nights, for each k (0: all nights)", default=(1, 2, 4, 8, 16, 0))
 
 
 _NETWORKS = ("seed-cnn", "taonet", "taonet-lc")
@@ -71,7 +72,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
     from deeptao.data.cache import open_cache, prepare
     from deeptao.data.splits import split_cache, write_split
     from deeptao.data.tasks import select_task
-    from deeptao.evaluation import evaluate_run, save_predictions
+    from deeptao.evaluation import EARLY_PREDICTIONS_FILE, evaluate_run, save_predictions, validate_early_predictions
     from deeptao.report import ReportContext, write_report
 
     opts = options or ReplicateOptions()
@@ -99,6 +100,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
 
     split_modes = {"object": ("object",), "image": ("image",), "both": ("object", "image")}[opts.split]
     predictions_done = []
+    early_done: list[pd.DataFrame] = []
     split_sizes: dict[str, dict[str, dict[str, int]]] = {}
     for seed in range(opts.seeds):
         object_split, _ = split_cache(cache, mode="object", seed=seed)
@@ -119,10 +121,17 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
                         continue
                     tag = "" if k == 0 else f"-{task_name}"
                     stage = out / "models" / f"{model}-{mode}{tag}-seed{seed}"
-                    frame = _run_stage(cache, task_data, task_name, opts, model, mode, seed, object_split, image_split, stage)
+                    early = tuple(opts.early_nights) if (k == 0 and mode == "object") else ()
+                    frame = _run_stage(cache, task_data, task_name, opts, model, mode, seed, object_split, image_split, stage, early)
                     predictions_done.append(frame)
+                    if (stage / EARLY_PREDICTIONS_FILE).is_file():
+                        early_done.append(pd.read_parquet(stage / EARLY_PREDICTIONS_FILE))
 
     save_predictions(pd.concat(predictions_done, ignore_index=True), out)
+    if early_done:
+        early_table = validate_early_predictions(pd.concat(early_done, ignore_index=True))
+        early_table.to_parquet(out / (EARLY_PREDICTIONS_FILE + ".tmp"), index=False)
+        os.replace(out / (EARLY_PREDICTIONS_FILE + ".tmp"), out / EARLY_PREDICTIONS_FILE)
     _log("scoring")
     from deeptao.plotting import plot_run_figures
 
@@ -166,6 +175,9 @@ def _check(opts: ReplicateOptions) -> None:
         raise ValueError(f"seeds must be >= 1, got {opts.seeds}")
     if opts.image_split_seeds < 0:
         raise ValueError(f"image_split_seeds must be >= 0, got {opts.image_split_seeds}")
+    bad = [k for k in opts.early_nights if not isinstance(k, int) or k < 0]
+    if bad or len(set(opts.early_nights)) != len(opts.early_nights):
+        raise ValueError(f"early_nights must be distinct ints >= 0 (0: all nights), got {' '.join(map(str, opts.early_nights))}")
 
 
 def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:
@@ -224,8 +236,13 @@ def _run_stage(
     object_split: np.ndarray,
     image_split: np.ndarray | None,
     stage: Path,
+    early_nights: tuple[int, ...] = (),
 ) -> pd.DataFrame:
-    """Fit one model under one split protocol and seed; predictions on test, cached in ``stage``."""
+    """Fit one model under one split protocol and seed; predictions on test, cached in ``stage``.
+
+    With ``early_nights`` (object split), the test objects are also scored cut
+    to their first k nights for each k (0: all), into ``stage/early_predictions.parquet``.
+    """
     from deeptao.evaluation import make_predictions
     from deeptao.models import create_model
 
@@ -247,7 +264,10 @@ def _run_stage(
         _log(f"{stage.name}: fitting on {len(train)} objects (validation {len(val)}, test {len(test)} held out)")
         estimator.fit(cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], seed=seed, workdir=stage)
         proba = estimator.predict_proba(cache, test)
-        frames.append(make_predictions(level="object", items=object_ids[test], y_true=y_all[test], proba=proba, classes=estimator.classes_, **common))
+        temperature = getattr(estimator, "temperature_", None)
+        frames.append(make_predictions(level="object", items=object_ids[test], y_true=y_all[test], proba=proba, classes=estimator.classes_, temperature=temperature, **common))
+        if early_nights:
+            _early_stage(cache, estimator, test, object_ids[test], y_all[test], proba, early_nights, common, stage)
         if getattr(estimator, "image_level", False):
             image_rows, owners = _image_rows(cache, test)
             proba = estimator.predict_image_proba(cache, image_rows)
@@ -271,6 +291,36 @@ def _run_stage(
     os.replace(tmp, done)
     _log(f"{stage.name}: done in {time.perf_counter() - t:.0f} s")
     return frame
+
+
+def _early_stage(
+    cache: Any,
+    estimator: Any,
+    rows: np.ndarray,
+    items: np.ndarray,
+    y: np.ndarray,
+    proba_all: np.ndarray,
+    early_nights: tuple[int, ...],
+    common: dict[str, Any],
+    stage: Path,
+) -> None:
+    """Score the test objects as known after their first k nights (early classification)."""
+    from deeptao.evaluation import EARLY_PREDICTIONS_FILE, make_predictions
+    from deeptao.io import first_nights
+
+    mjd = cache.images["mjd"].to_numpy(np.float64)
+    starts = cache.objects["image_start"].to_numpy(np.int64)
+    counts = cache.objects["n_images"].to_numpy(np.int64)
+    full = [(cache.object_images(int(r)), mjd[starts[r] : starts[r] + counts[r]]) for r in rows]
+    temperature = getattr(estimator, "temperature_", None)
+    frames = []
+    for k in early_nights:
+        proba = proba_all if k == 0 else estimator.predict_proba_arrays([first_nights(im, t, k) for im, t in full])
+        frame = make_predictions(level="object", items=items, y_true=y, proba=proba, classes=estimator.classes_, temperature=temperature, **common)
+        frames.append(frame.assign(nights=np.int64(k)))
+    tmp = stage / (EARLY_PREDICTIONS_FILE + ".tmp")
+    pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+    os.replace(tmp, stage / EARLY_PREDICTIONS_FILE)
 
 
 def _image_rows(cache: Any, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -193,7 +193,8 @@ def _features(t: np.ndarray, m: np.ndarray, e: np.ndarray, valid: np.ndarray, n:
     dt = np.where(pair, t[:, 1:] - t[:, :-1], np.nan)
     dm = np.where(pair, m[:, 1:] - m[:, :-1], np.nan)
     slope = np.abs(dm) / np.where(dt > 0, dt, np.nan)
-    f["max_slope"] = np.nanmax(slope, axis=1)
+    # with every light curve one night long there are no pairs at all (early classification cuts to one night)
+    f["max_slope"] = np.nanmax(slope, axis=1) if slope.shape[1] else np.full(len(m), np.nan)
 
     absdev = np.where(valid, np.abs(m - median[:, None]), np.nan)
     f["median_absolute_deviation"] = np.nanmedian(absdev, axis=1)
