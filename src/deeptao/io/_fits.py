@@ -226,7 +226,9 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray]:
     for name in names:
         col = rec[name]
         if col.dtype.kind == "S":
-            columns[name] = np.char.strip(np.char.decode(col, "ascii", errors="replace")).astype(object)
+            # A list comprehension, not np.char: these columns are a few dozen short
+            # strings, and np.char's first use imports numpy.ma in every worker.
+            columns[name] = np.array([v.decode("ascii", errors="replace").strip() for v in col.tolist()], dtype=object)
         else:
             columns[name] = col.astype(col.dtype.newbyteorder("="))
     return columns

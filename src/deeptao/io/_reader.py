@@ -13,14 +13,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from deeptao import CLASSES
 from deeptao.io._exposures import blank_images, duplicate_exposures
 from deeptao.io._fits import FitsStructureError, read_bintable, read_image_stack, scan_hdus
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TaoObject", "TaoFormatError", "read_object", "iter_fits_files", "IMAGE_SHAPE"]
 
@@ -78,8 +80,11 @@ class TaoObject:
         """Per-image rows in MJD order: hdu_ext, mjd, date, field_id, cutout, set_number, obs_in_seq, blank, duplicate.
 
         Built on demand from :attr:`columns` (plain arrays), since a DataFrame
-        per file costs more than reading the file's pixels.
+        per file costs more than reading the file's pixels; pandas is imported
+        here, not by the reader, which ``deeptao prepare`` runs without it.
         """
+        import pandas as pd
+
         return pd.DataFrame(self.columns)
 
     @property
@@ -200,7 +205,8 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
         raise TaoFormatError(path, "table has a non-finite MJD")
     if hdu_ext.min() < 2 or hdu_ext.max() >= len(hdus):
         raise TaoFormatError(path, f"HDU_Ext outside the file's image HDUs 2..{len(hdus) - 1}")
-    if len(np.unique(hdu_ext)) != n_rows:
+    ext_sorted = np.sort(hdu_ext)  # not np.unique, whose first call imports numpy.ma in every worker
+    if (ext_sorted[1:] == ext_sorted[:-1]).any():
         raise TaoFormatError(path, "two table rows point at the same HDU_Ext")
 
     order = np.lexsort((hdu_ext, mjd))
