@@ -30,10 +30,13 @@ from deeptao.data.datasets import passthrough
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
 from deeptao.io import order_exposures
-from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
+    from deeptao.training import FitResult, TrainConfig
+
+# deeptao.training (and with it Lightning, several seconds of imports) is imported
+# only by the methods that train: loading a saved network and predicting never need it.
 
 __all__ = [
     "TorchClassifier",
@@ -305,6 +308,8 @@ class TorchClassifier(ObjectClassifier):
             raise ValueError(f"max_objects must be >= 1 or None, got {self.max_objects!r}")
 
     def _train_config(self) -> TrainConfig:
+        from deeptao.training import TrainConfig
+
         return TrainConfig(
             max_epochs=self.max_epochs,
             max_time=self.max_time,
@@ -369,6 +374,8 @@ class TorchClassifier(ObjectClassifier):
         workdir: Path | None,
         data_digest: str,
     ) -> TorchClassifier:
+        from deeptao.training import ClassifierModule, balanced_class_weights, fit_module
+
         self._check_params()
         classes = tuple(str(c) for c in classes)
         train_loader, val_loader, y_items = make_loaders()
