@@ -132,7 +132,7 @@ def _build_part(
         schema=_PART_OBJECT_SCHEMA,
     )
     img_table = pa.Table.from_arrays(
-        [_column(image_columns[name], type) for name, type in zip(_IMAGE_COLUMNS, _PART_IMAGE_SCHEMA.types)],
+        [_column(image_columns[name], type) for name, type in zip(_IMAGE_COLUMNS, _PART_IMAGE_SCHEMA.types, strict=True)],
         schema=_PART_IMAGE_SCHEMA,
     )
     _write_parquet_atomic(obj_table, stem.with_suffix(".objects.parquet"))
@@ -157,8 +157,8 @@ _PART_OBJECT_SCHEMA = pa.schema(
 _OBJECT_SCHEMA = _PART_OBJECT_SCHEMA.append(pa.field("part", pa.int64())).append(pa.field("image_start", pa.int64()))
 _IMAGE_COLUMNS = ["part_object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]
 _IMAGE_TYPES = [pa.int64(), pa.float64(), pa.int64(), pa.bool_(), pa.bool_(), _STR, _STR]
-_PART_IMAGE_SCHEMA = pa.schema(list(zip(_IMAGE_COLUMNS, _IMAGE_TYPES)))
-_IMAGE_SCHEMA = pa.schema([("object", pa.int64()), *zip(_IMAGE_COLUMNS[1:], _IMAGE_TYPES[1:])])
+_PART_IMAGE_SCHEMA = pa.schema(list(zip(_IMAGE_COLUMNS, _IMAGE_TYPES, strict=True)))
+_IMAGE_SCHEMA = pa.schema([("object", pa.int64()), *zip(_IMAGE_COLUMNS[1:], _IMAGE_TYPES[1:], strict=True)])
 
 
 def _column(chunks: list[np.ndarray], type: pa.DataType) -> pa.Array:
@@ -374,7 +374,7 @@ def _unique_ids(objects: pa.Table) -> pa.Table:
     labels = objects.column("label").to_pylist()
     seen: set[str] = set()
     unique = []
-    for object_id, label in zip(ids, labels):
+    for object_id, label in zip(ids, labels, strict=True):
         unique.append(object_id if object_id not in seen else f"{object_id}@{label}")
         seen.add(object_id)
     return objects.set_column(0, "object_id", from_numpy(unique, _STR))

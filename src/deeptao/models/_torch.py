@@ -27,9 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeptao.data.datasets import passthrough
+from deeptao.io import order_exposures
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
-from deeptao.io import order_exposures
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
