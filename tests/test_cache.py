@@ -187,3 +187,26 @@ def test_workers_start_before_the_progress_bar(tmp_path):
     prepare(tmp_path / "survey", tmp_path / "cache", workers=2, files_per_part=1, progress=Bar)
     assert seen == [2]
     _check_against_reader(tmp_path / "cache", sorted((tmp_path / "survey").rglob("*.fits")))
+
+
+def test_arrow_columns_built_from_buffers_equal_pyarrows_own():
+    import pyarrow as pa
+
+    from deeptao.data._arrow import LARGE_STRING, from_numpy, to_numpy
+
+    text = np.array(["SN", None, "", "naïve ✓", 7, "x" * 300], dtype=object)
+    ours = from_numpy(text, LARGE_STRING)
+    ours.validate(full=True)
+    assert ours.equals(pa.array([None if v is None else str(v) for v in text], LARGE_STRING))
+    flags = np.array([True, False, True, True, False, False, False, False, True, True])  # more than one byte of bits
+    assert from_numpy(flags, pa.bool_()).equals(pa.array(flags.tolist(), pa.bool_()))
+    ints = np.array([3, -1, 2**40, 0])
+    assert from_numpy(ints, pa.int64()).equals(pa.array(ints.tolist(), pa.int64()))
+    floats = np.array([0.5, np.nan, -2.0])
+    np.testing.assert_array_equal(to_numpy(from_numpy(floats, pa.float64())), floats)
+    # a sliced, chunked column reads back from its offset
+    chunked = pa.chunked_array([pa.array(ints.tolist(), pa.int64())[1:], pa.array([9], pa.int64())])
+    np.testing.assert_array_equal(to_numpy(chunked), [-1, 2**40, 0, 9])
+    assert len(to_numpy(pa.chunked_array([], pa.int64()))) == 0
+    with pytest.raises(TypeError):
+        to_numpy(pa.array([1, None], pa.int64()))
