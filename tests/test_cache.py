@@ -210,3 +210,23 @@ def test_arrow_columns_built_from_buffers_equal_pyarrows_own():
     assert len(to_numpy(pa.chunked_array([], pa.int64()))) == 0
     with pytest.raises(TypeError):
         to_numpy(pa.array([1, None], pa.int64()))
+
+
+def test_one_file_name_in_two_class_folders_and_an_all_bad_survey(tmp_path):
+    root = tmp_path / "survey"
+    write_release_file(root, label="SN", name="CSS1", seed=1)
+    write_release_file(root, label="CV", name="CSS1", seed=2)
+    result = prepare(root, tmp_path / "cache", workers=1)
+    cache = open_cache(tmp_path / "cache")
+    assert result.n_objects == 2 and sorted(cache.objects.object_id) == ["CSS1", "CSS1@CV"]
+    assert cache.objects.set_index("object_id").label.to_dict() == {"CSS1": "SN", "CSS1@CV": "CV"}
+
+    bad_root = tmp_path / "bad"
+    (bad_root / "TAO_transients" / "data" / "SN").mkdir(parents=True)
+    (bad_root / "TAO_transients" / "data" / "SN" / "empty.fits").write_bytes(b"")
+    result = prepare(bad_root, tmp_path / "bad_cache", workers=1)
+    assert result.n_objects == 0 and len(result.bad_files) == 1
+    empty = open_cache(tmp_path / "bad_cache")
+    assert len(empty) == 0 and len(empty.images) == 0
+    assert {"object", "mjd", "blank"} <= set(empty.images.columns)
+    assert {"object_id", "label", "part", "image_start"} <= set(empty.objects.columns)
