@@ -301,6 +301,7 @@ def test_mislabelled_transients_carry_the_catalogue_claim(tmp_path: Path) -> Non
 
 # --- determinism ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_any_workers(survey: SurveySummary, tmp_path: Path) -> None:
     again = simulate_survey(tmp_path / "again", objects_per_class=2, seed=3, workers=2)
     assert _digest(again.out) == _digest(survey.out)
