@@ -68,8 +68,8 @@ def write_release_file(
     # Alphabetical order of the date string, then MJD: the release's row order.
     stored = sorted(range(n), key=lambda k: (dates[k], mjd[k]))
     hdu_ext = np.empty(n, dtype=np.int64)
-    for pos, k in enumerate(stored):
-        hdu_ext[pos] = pos + 2  # image k lives in HDU pos + 2
+    for pos, _k in enumerate(stored):
+        hdu_ext[pos] = pos + 2  # image _k lives in HDU pos + 2
     transient = label != "NON"
     if transient:
         name = name or "CSS071204:100029+071116"

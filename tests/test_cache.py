@@ -199,7 +199,7 @@ def _good_images_by_astropy(path: Path) -> np.ndarray:
     with fits.open(path) as hdul:
         table = hdul[1].data
         kept = []
-        for ext, mjd in zip(table["HDU_Ext"], table["MJD"]):
+        for ext, mjd in zip(table["HDU_Ext"], table["MJD"], strict=True):
             ext = int(ext)
             if ext < len(hdul) and hdul[ext].data is not None and hdul[ext].data.shape == (64, 64):
                 if np.isfinite(hdul[ext].data).all():
@@ -305,9 +305,9 @@ def test_non_objects_whose_parent_is_absent_are_counted_and_grouped_by_that_pare
     assert not objects.loc[objects["label"] != "NON", "parent_missing"].any()
     for seed in range(5):
         split, _ = split_cache(cache, seed=seed)
-        split_of = dict(zip(objects["object_id"], split))
+        split_of = dict(zip(objects["object_id"], split, strict=True))
         groups = {}
-        for object_id, group in zip(objects["object_id"], objects["group"]):
+        for object_id, group in zip(objects["object_id"], objects["group"], strict=True):
             groups.setdefault(group, set()).add(split_of[object_id])
         assert all(len(sides) == 1 for sides in groups.values())
         assert sorted(objects.loc[objects["group"] == absent_a, "object_id"]) == [f"nonCSS:{k}.5+1.5" for k in (3, 4, 5)]
@@ -327,3 +327,46 @@ def test_a_cache_of_an_older_format_is_refused_in_one_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message and str(tmp_path / "cache") in message
     assert "cache format 1" in message and "run 'deeptao prepare' again" in message
+
+
+def test_arrow_columns_built_from_buffers_equal_pyarrows_own():
+    import pyarrow as pa
+
+    from deeptao.data._arrow import LARGE_STRING, from_numpy, to_numpy
+
+    text = np.array(["SN", None, "", "naïve ✓", 7, "x" * 300], dtype=object)
+    ours = from_numpy(text, LARGE_STRING)
+    ours.validate(full=True)
+    assert ours.equals(pa.array([None if v is None else str(v) for v in text], LARGE_STRING))
+    flags = np.array([True, False, True, True, False, False, False, False, True, True])  # more than one byte of bits
+    assert from_numpy(flags, pa.bool_()).equals(pa.array(flags.tolist(), pa.bool_()))
+    ints = np.array([3, -1, 2**40, 0])
+    assert from_numpy(ints, pa.int64()).equals(pa.array(ints.tolist(), pa.int64()))
+    floats = np.array([0.5, np.nan, -2.0])
+    np.testing.assert_array_equal(to_numpy(from_numpy(floats, pa.float64())), floats)
+    # a sliced, chunked column reads back from its offset
+    chunked = pa.chunked_array([pa.array(ints.tolist(), pa.int64())[1:], pa.array([9], pa.int64())])
+    np.testing.assert_array_equal(to_numpy(chunked), [-1, 2**40, 0, 9])
+    assert len(to_numpy(pa.chunked_array([], pa.int64()))) == 0
+    with pytest.raises(TypeError):
+        to_numpy(pa.array([1, None], pa.int64()))
+
+
+def test_one_file_name_in_two_class_folders_and_an_all_bad_survey(tmp_path):
+    root = tmp_path / "survey"
+    write_release_file(root, label="SN", name="CSS1", seed=1)
+    write_release_file(root, label="CV", name="CSS1", seed=2)
+    result = prepare(root, tmp_path / "cache", workers=1)
+    cache = open_cache(tmp_path / "cache")
+    assert result.n_objects == 2 and sorted(cache.objects.object_id) == ["CSS1", "CSS1@CV"]
+    assert cache.objects.set_index("object_id").label.to_dict() == {"CSS1": "SN", "CSS1@CV": "CV"}
+
+    bad_root = tmp_path / "bad"
+    (bad_root / "TAO_transients" / "data" / "SN").mkdir(parents=True)
+    (bad_root / "TAO_transients" / "data" / "SN" / "empty.fits").write_bytes(b"")
+    result = prepare(bad_root, tmp_path / "bad_cache", workers=1)
+    assert result.n_objects == 0 and len(result.bad_files) == 1
+    empty = open_cache(tmp_path / "bad_cache")
+    assert len(empty) == 0 and len(empty.images) == 0
+    assert {"object", "mjd", "blank"} <= set(empty.images.columns)
+    assert {"object_id", "label", "part", "image_start"} <= set(empty.objects.columns)

@@ -131,3 +131,78 @@ def test_show_says_what_the_reader_left_out(tmp_path, capsys):
     lines = captured.err.splitlines()
     assert len(lines) == 2 and all(line.startswith(f"deeptao show: {path}: ") for line in lines)
     assert any("no such HDU" in line for line in lines) and any("N_IMAGES" in line for line in lines)
+
+
+# --------------------------------------------------------------------------- what each command imports
+
+# Modules a command that does not plot, simulate or train must not pay for at start-up.
+_HEAVY = ("matplotlib", "scipy", "pandas", "torch", "lightning", "sklearn", "astropy", "tqdm")
+_HEAVY_DEEPTAO = ("deeptao.plotting", "deeptao.simulate", "deeptao.training", "deeptao.lightcurves", "deeptao.report", "deeptao.evaluation", "deeptao.replicate", "deeptao.models")
+
+
+def _modules_imported_by(args: list[str], tmp_path) -> set[str]:
+    """Modules loaded in a fresh interpreter after ``deeptao ARGS`` (whatever its exit status)."""
+    listing = tmp_path / "modules.txt"
+    code = (
+        "import sys\nfrom deeptao.cli import main\n"
+        "try:\n    main(sys.argv[2:])\nexcept SystemExit:\n    pass\n"
+        "open(sys.argv[1], 'w').write('\\n'.join(sys.modules))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(listing), *args], capture_output=True, text=True, check=True)
+    return set(listing.read_text().split())
+
+
+def _heavy(modules: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
+    roots = [m for m in _HEAVY if m not in allowed and any(n == m or n.startswith(m + ".") for n in modules)]
+    ours = [m for m in _HEAVY_DEEPTAO if m not in allowed and m in modules]
+    return roots + ours
+
+
+def test_help_imports_nothing_heavy(tmp_path):
+    modules = _modules_imported_by(["--help"], tmp_path)
+    assert "deeptao.cli" in modules  # the listing did run
+    assert _heavy(modules) == []
+    assert "numpy" not in modules
+    assert _heavy(_modules_imported_by(["prepare", "--help"], tmp_path)) == []
+
+
+def test_a_command_with_bad_options_still_fails_in_usage(capsys):
+    # Only the chosen command's arguments are built; an unknown command or a
+    # missing argument is still argparse's one-line usage error.
+    for argv in (["nope"], ["prepare", "--out"], ["simulate"], ["predict", "model.pt"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "usage: deeptao" in err and "Traceback" not in err
+
+
+def test_prepare_imports_no_plotting_simulation_training_or_pandas(tmp_path):
+    root = tmp_path / "survey"
+    for k, label in enumerate(("SN", "CV", "NON")):
+        write_release_file(root, label=label, name=f"CSS{k}" if label != "NON" else "nonCSS:1+1", seed=k)
+    modules = _modules_imported_by(["prepare", str(root), "--out", str(tmp_path / "cache"), "--workers", "1"], tmp_path)
+    assert "deeptao.data.cache" in modules
+    assert _heavy(modules) == []
+    from deeptao.data.cache import open_cache
+
+    cache = open_cache(tmp_path / "cache")  # the tables written without pandas read back with it
+    assert sorted(cache.objects.label) == ["CV", "NON", "SN"]
+    assert len(cache.images) == cache.objects.n_images.sum() == 36
+
+
+@pytest.mark.slow
+def test_predict_with_a_saved_network_never_imports_lightning(tmp_path):
+    from deeptao.models import create_model
+    from tests._fake_cache import blob_survey
+
+    cache, y = blob_survey(n_per_class=4, n_images=6, seed=0)
+    model = create_model("seed-cnn", max_epochs=1, batch_size=8, progress=False)
+    model.fit(cache, np.arange(len(y)), y, classes=("SN", "NON"), seed=0)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    model.save(stage / "model.pt")
+    files = [str(write_release_file(tmp_path / "new", label="SN", name="CSS9", seed=9))]
+    modules = _modules_imported_by(["predict", str(stage), *files, "--out", str(tmp_path / "p.csv")], tmp_path)
+    assert "deeptao.models.seed_cnn" in modules and (tmp_path / "p.csv").exists()
+    assert _heavy(modules, allowed=("torch", "tqdm", "pandas", "deeptao.models")) == []  # torch.hub imports tqdm

@@ -167,7 +167,7 @@ def test_aggregate_balanced_accuracy_is_mean_over_seeds():
     per_seed, parts = [], []
     for seed in (0, 1, 2):
         yt = random_labels(rng, 80, SIX)
-        yp = [t if rng.random() < 0.6 else p for t, p in zip(yt, random_labels(rng, 80, SIX))]
+        yp = [t if rng.random() < 0.6 else p for t, p in zip(yt, random_labels(rng, 80, SIX), strict=True)]
         per_seed.append(balanced_accuracy_score(yt, yp))
         parts.append(frame(yt, yp, seed=seed, rng=rng))
     (s,) = aggregate(score(pd.concat(parts, ignore_index=True)))
@@ -222,9 +222,9 @@ def test_bootstrap_matches_a_slow_sklearn_bootstrap_with_the_same_seed():
         cm = confusion_matrix(yt, yp, labels=SIX).ravel()
         draws = slow_rng.multinomial(len(yt), cm / len(yt), size=n_boot)
         for b, counts in enumerate(draws):
-            items = [cell for cell, k in zip(cells, counts) for _ in range(k)]
+            items = [cell for cell, k in zip(cells, counts, strict=True) for _ in range(k)]
             assert len(items) == len(yt)
-            t, p = zip(*items)
+            t, p = zip(*items, strict=True)
             total[b] += f1_score(t, p, labels=SIX, average="macro", zero_division=0)
     slow = total / len(seeds)
 
@@ -309,7 +309,7 @@ def test_leakage_gap_is_image_minus_object_for_same_setting():
     rng = np.random.default_rng(4)
     yt_o, yp_o = random_labels(rng, 60, SIX), random_labels(rng, 60, SIX)
     yt_i = random_labels(rng, 60, SIX)
-    yp_i = [t if rng.random() < 0.8 else p for t, p in zip(yt_i, random_labels(rng, 60, SIX))]
+    yp_i = [t if rng.random() < 0.8 else p for t, p in zip(yt_i, random_labels(rng, 60, SIX), strict=True)]
     table = pd.concat([frame(yt_o, yp_o, split="object"), frame(yt_i, yp_i, split="image")], ignore_index=True)
     (gap,) = leakage_gaps(aggregate(score(table)))
     expected = f1_score(yt_i, yp_i, labels=SIX, average="macro", zero_division=0) - f1_score(
@@ -428,7 +428,7 @@ def test_evaluate_run_round_trip(tmp_path):
     assert tao["n_seeds"] == 1 and tao["macro_f1_std"] is None and tao["classes"] == SIX[:5]
     assert tao["macro_f1_ci95"] == pytest.approx(list(macro_f1_ci([confusion_matrix(yt5, yp5, labels=SIX[:5])])))
     assert tao["per_class_f1"] == pytest.approx(
-        dict(zip(SIX[:5], f1_score(yt5, yp5, labels=SIX[:5], average=None, zero_division=0)))
+        dict(zip(SIX[:5], f1_score(yt5, yp5, labels=SIX[:5], average=None, zero_division=0), strict=True))
     )
     seeds = sorted(r["seed"] for r in metrics["per_seed"] if r["model"] == "seed-cnn")
     assert seeds == [0, 1, 2]

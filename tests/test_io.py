@@ -210,7 +210,7 @@ def test_hdu_ext_out_of_range(tmp_path):
     fits.HDUList(
         [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols), fits.ImageHDU(np.ones((64, 64), np.uint16))]
     ).writeto(path)
-    err = _fails(path, "no usable image: HDU 7, row 0: no such HDU (the file's image HDUs are 2..2); and 1 more")
+    _fails(path, "no usable image: HDU 7, row 0: no such HDU (the file's image HDUs are 2..2); and 1 more")
 
 
 def test_iter_fits_files_finds_both_repositories_and_ignores_other_files(tmp_path):

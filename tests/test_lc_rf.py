@@ -86,6 +86,7 @@ def test_stored_light_curves_equal_direct_photometry(simulated_cache):
     assert features["n_exposures"].iloc[i] == n
 
 
+@pytest.mark.slow
 def test_features_are_reused_and_recomputed_when_settings_change(simulated_cache, tmp_path, monkeypatch):
     import shutil
 
@@ -157,6 +158,7 @@ def _toy_survey(root, n_per_class: int = 12) -> None:
         write_release_file(root, label=label, name=name, mjd=mjd, images=images, parent="CSS080100:000000+000000")
 
 
+@pytest.mark.slow
 def test_forest_separates_clearly_different_light_curves(tmp_path):
     _toy_survey(tmp_path / "toy")
     prepare(tmp_path / "toy", tmp_path / "cache", workers=1)

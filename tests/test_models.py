@@ -156,6 +156,7 @@ def fitted_cnn(blob):
     return model.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=0)
 
 
+@pytest.mark.slow
 def test_seed_cnn_separates_sources_from_sky(fitted_cnn):
     cache, y = blob_survey(n_per_class=10, n_images=6, seed=1)  # unseen objects
     proba = fitted_cnn.predict_proba(cache, np.arange(len(y)))
@@ -168,6 +169,7 @@ def test_seed_cnn_separates_sources_from_sky(fitted_cnn):
     assert (image_proba.argmax(axis=1) == image_y).mean() >= 0.95
 
 
+@pytest.mark.slow
 def test_objects_without_images_get_the_uniform_distribution(fitted_cnn):
     cache, _ = blob_survey(n_per_class=1, n_images=6, seed=4)
     some = cache.object_images(0), np.arange(len(cache.object_images(0)), dtype=float)
@@ -179,6 +181,7 @@ def test_objects_without_images_get_the_uniform_distribution(fitted_cnn):
     np.testing.assert_allclose(fitted_cnn.predict_proba_arrays([empty, empty]), np.full((2, 2), 0.5))
 
 
+@pytest.mark.slow
 def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alone(fitted_cnn):
     cache, y = blob_survey(n_per_class=4, n_images=6, seed=3)
     usable = np.flatnonzero(~cache.images.blank.to_numpy())
@@ -197,6 +200,7 @@ def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alon
     np.testing.assert_allclose(fast, exact, atol=0.05)
     assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
+@pytest.mark.slow
 def test_seed_cnn_trains_on_images(blob):
     cache, y = blob
     owner = cache.images.object.to_numpy()
@@ -211,6 +215,7 @@ def test_seed_cnn_trains_on_images(blob):
     assert (proba.argmax(axis=1) == fresh_y[fresh.images.object.to_numpy()[usable]]).mean() >= 0.95
 
 
+@pytest.mark.slow
 def test_taonet_tells_rising_from_falling_over_the_same_brightnesses():
     # the same set of amplitudes in both classes, only their order in time differs
     cache, y = trend_survey(n_per_class=16, n_images=12, seed=0, falling=True)
@@ -221,6 +226,7 @@ def test_taonet_tells_rising_from_falling_over_the_same_brightnesses():
     assert (proba.argmax(axis=1) == fresh_y).mean() >= 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed-cnn", "taonet"])
 def test_save_load_round_trip_and_arrays_match_cache(name, tmp_path, blob, fitted_cnn):
     cache, y = blob
@@ -269,6 +275,7 @@ def real_cache(tmp_path_factory):
     return open_cache(root / "cache")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed-cnn", "taonet", "taonet-lc"])
 def test_networks_run_on_a_prepared_cache(name, real_cache, tmp_path):
     from deeptao.data.splits import split_cache
@@ -300,6 +307,7 @@ def cv_non_cache(tmp_path_factory):
     return open_cache(root / "cache")
 
 
+@pytest.mark.slow
 def test_taonet_clearly_beats_chance_on_a_tiny_survey_within_seconds(cv_non_cache):
     from sklearn.metrics import f1_score
 
@@ -316,6 +324,7 @@ def test_taonet_clearly_beats_chance_on_a_tiny_survey_within_seconds(cv_non_cach
     assert f1_score(y[~train], proba.argmax(axis=1), average="macro") >= 0.8
 
 
+@pytest.mark.slow
 def test_predictions_ignore_every_label_revealing_column(real_cache):
     """Discovery magnitude, CLASS-derived label, file variant, names: changing them changes nothing."""
     import copy as _copy
@@ -360,7 +369,7 @@ def test_an_ensemble_averages_members_of_which_the_first_is_the_single_network(b
     first, second = pair.network_.members
     for (name, a), b in zip(first.state_dict().items(), single.network_.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
-    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
     # the ensemble's probability is the members' mean
     each = []
     for member in (first, second):

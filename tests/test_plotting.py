@@ -15,8 +15,8 @@ from deeptao.evaluation import CONFUSION_FILE, TASK_CLASSES, aggregate, evaluate
 from deeptao.plotting import (
     _epoch_series,
     plot_confusion_matrices,
-    plot_run_figures,
     plot_object,
+    plot_run_figures,
     plot_sample_images,
     plot_training_curves,
     show_object,

@@ -24,6 +24,7 @@ def run(tmp_path_factory):
     return out, opts
 
 
+@pytest.mark.slow
 def test_run_folder_has_every_artefact(run):
     out, _ = run
     for name in (
@@ -68,6 +69,7 @@ def test_run_folder_has_every_artefact(run):
     assert json.loads((out / "survey" / "simulation.json").read_text())["priors"] == "built-in"
 
 
+@pytest.mark.slow
 def test_no_group_spans_two_splits_and_test_objects_are_never_trained_on(run):
     out, _ = run
     split = pd.read_csv(out / "split.csv")
@@ -79,6 +81,7 @@ def test_no_group_spans_two_splits_and_test_objects_are_never_trained_on(run):
     assert set(honest["item"]) == test_ids
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_retraining(run):
     out, opts = run
     before = pd.read_parquet(out / "predictions.parquet")
@@ -90,6 +93,7 @@ def test_rerun_resumes_without_retraining(run):
     pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["taonet", "taonet-lc", "lc-rf", "seed-cnn"])
 def test_predict_round_trip_matches_the_run(run, model, tmp_path, capsys):
     out, _ = run
@@ -109,6 +113,7 @@ def test_predict_round_trip_matches_the_run(run, model, tmp_path, capsys):
     assert list(table["predicted"]) == list(saved["y_pred"])
 
 
+@pytest.mark.slow
 def test_evaluate_rescoring_reproduces_metrics(run):
     out, _ = run
     before = json.loads((out / "metrics.json").read_text())

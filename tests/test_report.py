@@ -80,7 +80,7 @@ def anchor_cells(text, result):
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     row = next(line for line in lines[2:] if line.startswith(f"| {result} |"))
-    return dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+    return dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
 
 
 def ours(macro, interval, std=None):

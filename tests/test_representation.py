@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, dihedral, night_arrays, normalize_images
+from deeptao.data.datasets import (
+    NightDataset,
+    ObjectBatchSampler,
+    collate_nights,
+    dihedral,
+    night_arrays,
+    normalize_images,
+)
 from deeptao.data.representation import (
     SCALAR_NAMES,
     SequenceSettings,

@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from deeptao.simulate import SurveyConfig, SurveySummary, simulate_survey
-from deeptao.simulate import _priors, _writer
+from deeptao.simulate import SurveyConfig, SurveySummary, _priors, _writer, simulate_survey
 from deeptao.simulate._cadence import date_code, field_exposures, zero_point
 from deeptao.simulate._physics import PointSource
 from deeptao.simulate._render import render
@@ -203,9 +202,9 @@ def test_rows_follow_the_date_string_not_time(survey: SurveySummary) -> None:
     for path in _files(survey):
         table, _, _ = _read(path)
         date = "DATE" if "DATE" in table else "Date"
-        assert all(date_code(m) == d for m, d in zip(table["MJD"], table[date]))
+        assert all(date_code(m) == d for m, d in zip(table["MJD"], table[date], strict=True))
         if "Set_Number" in table:
-            keys = list(zip(table["Set_Number"], table[date]))
+            keys = list(zip(table["Set_Number"], table[date], strict=True))
         else:
             keys = list(table[date])
         assert keys == sorted(keys)
@@ -302,6 +301,7 @@ def test_mislabelled_transients_carry_the_catalogue_claim(tmp_path: Path) -> Non
 
 # --- determinism ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_any_workers(survey: SurveySummary, tmp_path: Path) -> None:
     again = simulate_survey(tmp_path / "again", objects_per_class=2, seed=3, workers=2)
     assert _digest(again.out) == _digest(survey.out)
@@ -384,7 +384,7 @@ def test_non_transients_steady_blazars_not(clean: SurveySummary) -> None:
         return scatter, noise_floor
 
     (non, floor), (bz, _) = relative_scatter("NON"), relative_scatter("BZ")
-    for s, f in zip(non, floor):  # photon noise plus a few per cent from changing seeing
+    for s, f in zip(non, floor, strict=True):  # photon noise plus a few per cent from changing seeing
         assert s < 1.5 * f + 0.03
     assert np.median(non) < 0.5 * np.median(bz)
 

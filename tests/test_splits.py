@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._fake_cache import FakeCache
 from deeptao import CLASSES, TRANSIENT_CLASSES
 from deeptao.data.splits import (
     DEFAULT_FRACTIONS,
@@ -20,6 +19,7 @@ from deeptao.data.splits import (
     write_split,
 )
 from deeptao.data.tasks import select_task, task_classes
+from tests._fake_cache import FakeCache
 
 
 def release_like(groups_per_class: list[int], non_per_group: list[int], lone_non: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from deeptao.data.datasets import ImageBatchSampler, ImageDataset
 from deeptao.models import create_model
 from deeptao.models._torch import make_loader
+from deeptao.models.pooling import choose_pooling, pool, pool_log_proba
 from deeptao.models.seed_cnn import SeedCNN
 from deeptao.training import (
     ClassifierModule,
@@ -21,7 +22,6 @@ from deeptao.training import (
     fit_module,
     read_metrics,
 )
-from deeptao.models.pooling import choose_pooling, pool, pool_log_proba
 from tests._fake_cache import blob_survey
 
 CLASSES2 = ("source", "sky")
@@ -40,6 +40,7 @@ def _fit(blob, workdir, max_epochs, seed=0, **kw):
     return model.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=seed, workdir=workdir)
 
 
+@pytest.mark.slow
 def test_a_finished_fit_resumes_without_steps_and_a_longer_one_starts_afresh(blob, tmp_path):
     first = _fit(blob, tmp_path, max_epochs=2)
     steps = first.fit_result_.global_step
@@ -57,6 +58,7 @@ def test_a_finished_fit_resumes_without_steps_and_a_longer_one_starts_afresh(blo
     assert not longer.fit_result_.resumed and longer.fit_result_.global_step == 3 * steps // 2
 
 
+@pytest.mark.slow
 def test_other_training_in_workdir_is_not_resumed(blob, tmp_path):
     _fit(blob, tmp_path, max_epochs=1)
     with pytest.warns(TrainingResumeWarning, match="different training"):
@@ -83,6 +85,7 @@ def _module_and_loaders(blob, seed=0):
     return ClassifierModule(SeedCNN(2), 2), train_loader, val_loader
 
 
+@pytest.mark.slow
 def test_an_interrupted_fit_continues_where_it_stopped(blob, tmp_path):
     config = TrainConfig(max_epochs=4, patience=50, progress=False)
     module, train_loader, val_loader = _module_and_loaders(blob)
@@ -97,6 +100,7 @@ def test_an_interrupted_fit_continues_where_it_stopped(blob, tmp_path):
     assert result.global_step == 4 * len(train_loader)
 
 
+@pytest.mark.slow
 def test_network_keeps_the_best_validation_weights(blob, tmp_path):
     model = _fit(blob, tmp_path, max_epochs=3)
     best = torch.load(tmp_path / "best.ckpt", weights_only=True)
@@ -107,6 +111,7 @@ def test_network_keeps_the_best_validation_weights(blob, tmp_path):
     assert model.fit_result_.best_score == pytest.approx(scores.min())
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(blob):
     cache, y, _, val = blob
     a = _fit(blob, None, max_epochs=1, seed=3).predict_proba(cache, val)
@@ -191,7 +196,7 @@ def test_warmup_then_cosine_schedule_and_smoothing_in_training_only():
         scheduler.step()
     assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
     assert rates[10] == pytest.approx(0.1) and rates[55] == pytest.approx(0.05, rel=0.05) and rates[99] < 1e-3
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
     logits = torch.tensor([[4.0, 0, 0]])
     batch = {"x": logits, "y": torch.tensor([0])}
     module.network = _Logits()

@@ -253,109 +253,174 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _build_parser() -> argparse.ArgumentParser:
+# --------------------------------------------------------------------------- the parser
+#
+# Each command is a name, a help line, a description and a function that adds its
+# arguments. The arguments of a command are added only when that command is the
+# one being run, because they come from option dataclasses that live beside the
+# code they configure (the simulator, the plotting, the photometry): importing them
+# for ``deeptao --help`` or ``deeptao prepare`` would import matplotlib, scipy and
+# the rest, and make every start of the command slow.
+
+
+def _simulate_arguments(p: argparse.ArgumentParser) -> None:
+    from deeptao.simulate import SurveyConfig
+
+    p.add_argument("out", type=Path, metavar="OUT")
+    _add_options(p, SimulateOptions)
+    _add_options(p.add_argument_group("physics and difficulty"), SurveyConfig)
+
+
+def _prepare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", type=Path, metavar="ROOT")
+    p.add_argument("--out", type=Path, required=True, metavar="CACHE", help="cache folder to write")
+    _add_options(p, PrepareOptions)
+
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
+    from deeptao.plotting import ShowDefaults
+
+    p.add_argument("file", type=Path, metavar="FILE.fits")
+    _add_options(p, ShowDefaults)
+
+
+def _download_arguments(p: argparse.ArgumentParser) -> None:
+    from deeptao.download import DownloadDefaults
+
+    p.add_argument("dest", type=Path, metavar="DEST")
+    _add_options(p, DownloadDefaults)
+
+
+def _lightcurve_arguments(p: argparse.ArgumentParser) -> None:
+    from deeptao.lightcurves import PhotometrySettings
+
+    p.add_argument("file", type=Path, metavar="FILE.fits")
+    p.add_argument("--out", type=Path, default=None, metavar="PNG", help="figure to write (default: <object id>.lightcurve.png)")
+    _add_options(p.add_argument_group("photometry"), PhotometrySettings, exclude=("centre",))
+
+
+def _replicate_arguments(p: argparse.ArgumentParser) -> None:
+    from deeptao.replicate import ReplicateOptions
+
+    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    _add_options(p, ReplicateOptions)
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE.fits")
+    p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
+
+
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, metavar="RUN")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Command:
+    help: str
+    description: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+_COMMANDS = {
+    "simulate": _Command(
+        "write a simulated CRTS-like survey in the release layout",
+        "Write OUT/TAO_transients/data/<CLASS>/*.fits and OUT/TAO_non-transients/data/NON/*.fits, byte for byte "
+        "in the release's layout, from physical models of each class. Deterministic for a seed.",
+        _simulate_arguments, _cmd_simulate,
+    ),
+    "prepare": _Command(
+        "read a release tree into a streaming cache",
+        "Read every FITS file under ROOT (the folder holding TAO_transients and/or TAO_non-transients) "
+        "into CACHE. Bad files are skipped and listed; an interrupted run resumes.",
+        _prepare_arguments, _cmd_prepare,
+    ),
+    "show": _Command(
+        "draw one object's images in time order",
+        "Draw a file's images in MJD order as a zscale-stretched grid, titled with CRTS_ID and label.",
+        _show_arguments, _cmd_show,
+    ),
+    "download": _Command(
+        "fetch the Deep-TAO release from GitHub",
+        "Bring TAO_transients and TAO_non-transients into DEST (shallow git clone, else the archive), "
+        "resumably, then check the per-class file counts. Exit 3 when files are missing.",
+        _download_arguments, _cmd_download,
+    ),
+    "lightcurve": _Command(
+        "forced aperture photometry of one file, plotted",
+        "Measure the flux at the cutout centre on every image (sky from an annulus), bin by night and "
+        "plot magnitude against MJD with errors.",
+        _lightcurve_arguments, _cmd_lightcurve,
+    ),
+    "replicate": _Command(
+        "the study end to end: data, cache, splits, models, report",
+        "Simulate the demo survey (or use --data ROOT, the release), prepare it, train seed-cnn under the "
+        "object split and the leaky image split and taonet and lc-rf under the object split, evaluate at object "
+        "level, and write RUN/report.md. Interrupted runs resume.",
+        _replicate_arguments, _cmd_replicate,
+    ),
+    "predict": _Command(
+        "class probabilities for new files",
+        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder). "
+        "Unreadable files are skipped with a message and make the exit status 1.",
+        _predict_arguments, _cmd_predict,
+    ),
+    "evaluate": _Command(
+        "re-score a saved run",
+        "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png.",
+        _evaluate_arguments, _cmd_evaluate,
+    ),
+}  # fmt: skip
+
+
+def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command named in ``argv`` only (see above)."""
     from deeptao import __version__
 
     parser = argparse.ArgumentParser(
         prog="deeptao",
         description="Classify CRTS transients from Deep-TAO image sequences, evaluated at object level.",
     )
-    from deeptao.download import DownloadDefaults
-    from deeptao.plotting import ShowDefaults
-
     parser.add_argument("--version", action="version", version=f"deeptao {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    from deeptao.simulate import SurveyConfig
-
-    p = sub.add_parser("simulate", help="write a simulated CRTS-like survey in the release layout", description=(
-        "Write OUT/TAO_transients/data/<CLASS>/*.fits and OUT/TAO_non-transients/data/NON/*.fits, byte for byte "
-        "in the release's layout, from physical models of each class. Deterministic for a seed."))  # fmt: skip
-    p.add_argument("out", type=Path, metavar="OUT")
-    _add_options(p, SimulateOptions)
-    _add_options(p.add_argument_group("physics and difficulty"), SurveyConfig)
-    p.set_defaults(func=_cmd_simulate)
-
-    p = sub.add_parser("prepare", help="read a release tree into a streaming cache", description=(
-        "Read every FITS file under ROOT (the folder holding TAO_transients and/or TAO_non-transients) "
-        "into CACHE. Bad files are skipped and listed; an interrupted run resumes."))  # fmt: skip
-    p.add_argument("root", type=Path, metavar="ROOT")
-    p.add_argument("--out", type=Path, required=True, metavar="CACHE", help="cache folder to write")
-    _add_options(p, PrepareOptions)
-    p.set_defaults(func=_cmd_prepare)
-
-    p = sub.add_parser("show", help="draw one object's images in time order", description=(
-        "Draw a file's images in MJD order as a zscale-stretched grid, titled with CRTS_ID and label."))  # fmt: skip
-    p.add_argument("file", type=Path, metavar="FILE.fits")
-    _add_options(p, ShowDefaults)
-    p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("download", help="fetch the Deep-TAO release from GitHub", description=(
-        "Bring TAO_transients and TAO_non-transients into DEST (shallow git clone, else the archive), "
-        "resumably, then check the per-class file counts. Exit 3 when files are missing."))  # fmt: skip
-    p.add_argument("dest", type=Path, metavar="DEST")
-    _add_options(p, DownloadDefaults)
-    p.set_defaults(func=_cmd_download)
-
-    from deeptao.lightcurves import PhotometrySettings
-
-    p = sub.add_parser("lightcurve", help="forced aperture photometry of one file, plotted", description=(
-        "Measure the flux at the cutout centre on every image (sky from an annulus), bin by night and "
-        "plot magnitude against MJD with errors."))  # fmt: skip
-    p.add_argument("file", type=Path, metavar="FILE.fits")
-    p.add_argument("--out", type=Path, default=None, metavar="PNG", help="figure to write (default: <object id>.lightcurve.png)")
-    _add_options(p.add_argument_group("photometry"), PhotometrySettings, exclude=("centre",))
-    p.set_defaults(func=_cmd_lightcurve)
-
-    from deeptao.replicate import ReplicateOptions
-
-    p = sub.add_parser("replicate", help="the study end to end: data, cache, splits, models, report", description=(
-        "Simulate the demo survey (or use --data ROOT, the release), prepare it, train seed-cnn under the "
-        "object split and the leaky image split and taonet and lc-rf under the object split, evaluate at object "
-        "level, and write RUN/report.md. Interrupted runs resume."))  # fmt: skip
-    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    _add_options(p, ReplicateOptions)
-    p.set_defaults(func=_cmd_replicate)
-
-    p = sub.add_parser("predict", help="class probabilities for new files", description=(
-        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder). "
-        "Unreadable files are skipped with a message and make the exit status 1."))  # fmt: skip
-    p.add_argument("model", type=Path, metavar="MODEL")
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE.fits")
-    p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
-    p.set_defaults(func=_cmd_predict)
-
-    p = sub.add_parser("evaluate", help="re-score a saved run", description=(
-        "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png."))  # fmt: skip
-    p.add_argument("run", type=Path, metavar="RUN")
-    p.set_defaults(func=_cmd_evaluate)
+    # The first word that is not an option names the command (the top level has only options).
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    for name, command in _COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.description)
+        if name == chosen:
+            command.arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
 def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
-    """Failures that are the user's data or setup, reported in one line without a traceback."""
-    from deeptao.data.cache import CacheError, PrepareError
-    from deeptao.io import TaoFormatError
+    """Failures that are the user's data or setup, reported in one line without a traceback.
 
-    errors: list[type[BaseException]] = [TaoFormatError, PrepareError, CacheError, FileNotFoundError, PermissionError]
+    Looked up only among the modules the command imported: a module that was
+    never imported cannot have raised its error, and importing it here would
+    slow down every failing command.
+    """
+    errors: list[type[BaseException]] = [FileNotFoundError, PermissionError]
     if command in ("predict", "replicate"):
         errors.append(ValueError)  # a bad model file or option, said in one line
-    for module, name in (
-        ("deeptao.download", "DownloadError"),
-        ("deeptao.evaluation", "RunError"),
-        ("deeptao.models.base", "NotFittedError"),
+    for module, names in (
+        ("deeptao.io._reader", ("TaoFormatError",)),
+        ("deeptao.data.cache", ("PrepareError", "CacheError")),
+        ("deeptao.download", ("DownloadError",)),
+        ("deeptao.evaluation", ("RunError",)),
+        ("deeptao.models.base", ("NotFittedError",)),
     ):
-        try:
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
+        loaded = sys.modules.get(module)
+        errors.extend(getattr(loaded, name) for name in names if hasattr(loaded, name))
     return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deeptao``; returns the exit status (0 ok, 1 failed, 2 bad usage, 130 interrupted)."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

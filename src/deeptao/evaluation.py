@@ -772,7 +772,7 @@ def _num(x: float) -> float | None:
 
 
 def _per_class(classes: Sequence[str], values: np.ndarray) -> dict[str, float | None]:
-    return {c: _num(v) for c, v in zip(classes, values)}
+    return {c: _num(v) for c, v in zip(classes, values, strict=True)}
 
 
 def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
@@ -796,7 +796,7 @@ def _score_entry(s: Score, *, per_seed: bool) -> dict[str, Any]:
         "per_class_f1": _per_class(s.classes, s.f1),
         "per_class_precision": _per_class(s.classes, s.precision),
         "per_class_recall": _per_class(s.classes, s.recall),
-        "support": {c: int(v) for c, v in zip(s.classes, s.support)},
+        "support": {c: int(v) for c, v in zip(s.classes, s.support, strict=True)},
         "confusion_matrix": s.confusion.tolist(),
         "classes": list(s.classes),
     }

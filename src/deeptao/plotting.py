@@ -128,7 +128,7 @@ def plot_confusion_matrices(scores: Sequence[Score], out_png: str | Path, *, nco
     fig = _new_figure(size * ncols, (size + 0.35) * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     image = None
-    for ax, s in zip(axes.flat, scores):
+    for ax, s in zip(axes.flat, scores, strict=False):
         norm = s.confusion_normalized
         image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
         k = len(s.classes)
@@ -168,7 +168,7 @@ def plot_reliability(predictions: pd.DataFrame, out_png: str | Path, *, ncols: i
     nrows = math.ceil(n / ncols)
     fig = _new_figure(3.2 * ncols, 3.3 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax, (model, task) in zip(axes.flat, groups):
+    for ax, (model, task) in zip(axes.flat, groups, strict=False):
         rows = frame[(frame["model"] == model) & (frame["task"] == task)]
         proba, y, raw = calibration_inputs(rows, TASK_CLASSES[task])
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8)
@@ -275,7 +275,7 @@ def plot_object(
     nrows = max(1, math.ceil(n / ncols))
     fig = _new_figure(1.45 * ncols, 1.6 * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax, idx in zip(axes.flat, chosen):
+    for ax, idx in zip(axes.flat, chosen, strict=False):
         _show_cutout(ax, images[idx])
         ax.set_title(f"{mjd[idx]:.3f}" + (" blank" if blank[idx] else ""), fontsize=7)
     for ax in list(axes.flat)[n:]:
@@ -402,7 +402,7 @@ def plot_training_curves(
     ax_loss, ax_f1 = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(metrics_csv_paths))]
     drew = False
-    for colour, (name, path) in zip(colours, metrics_csv_paths.items()):
+    for colour, (name, path) in zip(colours, metrics_csv_paths.items(), strict=True):
         frame = _read_logs(path, name)
         if frame is None:
             continue

@@ -271,7 +271,7 @@ def _run_stage(
         if getattr(estimator, "image_level", False):
             image_rows, owners = _image_rows(cache, test)
             proba = estimator.predict_image_proba(cache, image_rows)
-            items = [f"{object_ids[o]}#{r}" for o, r in zip(owners, image_rows)]
+            items = [f"{object_ids[o]}#{r}" for o, r in zip(owners, image_rows, strict=True)]
             frames.append(make_predictions(level="image", items=items, y_true=y_all[owners], proba=proba, classes=estimator.classes_, **common))
     else:
         owner = cache.images["object"].to_numpy()
@@ -281,7 +281,7 @@ def _run_stage(
         estimator.fit_images(cache, rows["train"], y_all[owner[rows["train"]]], classes=task.classes, val_image_rows=rows["val"], y_val=y_all[owner[rows["val"]]], seed=seed, workdir=stage)
         test = rows["test"]
         proba = estimator.predict_image_proba(cache, test)
-        items = [f"{object_ids[o]}#{r}" for o, r in zip(owner[test], test)]
+        items = [f"{object_ids[o]}#{r}" for o, r in zip(owner[test], test, strict=True)]
         frames.append(make_predictions(level="image", items=items, y_true=y_all[owner[test]], proba=proba, classes=estimator.classes_, **common))
     if hasattr(estimator, "save"):
         estimator.save(stage / f"model{estimator.file_suffix}")
@@ -326,7 +326,7 @@ def _early_stage(
 def _image_rows(cache: Any, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = cache.objects["image_start"].to_numpy()[objects]
     counts = cache.objects["n_images"].to_numpy()[objects]
-    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, counts)]) if len(objects) else np.zeros(0, np.int64)
+    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, counts, strict=True)]) if len(objects) else np.zeros(0, np.int64)
     return rows.astype(np.int64), np.repeat(objects, counts)
 
 

@@ -34,13 +34,18 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from deeptao import __version__
+from deeptao.data._arrow import LARGE_STRING, from_numpy, to_numpy
 from deeptao.io import IMAGE_SHAPE, TaoFormatError, iter_fits_files, read_object
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PrepareError", "CacheError", "PrepareResult", "PreparedCache", "prepare", "open_cache", "FILES_PER_PART"]
 
@@ -137,24 +142,55 @@ def _build_part(
     # No fsync: a killed process loses nothing the kernel already holds, and the
     # marker written last is what proves the part whole. (A power cut is
     # covered by the part keys: a rerun rebuilds any part whose marker is gone.)
-    obj_frame = pd.DataFrame.from_records(objects, columns=_OBJECT_COLUMNS)
-    img_frame = pd.DataFrame(
-        {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in image_columns.items()}
+    # Tables are written with pyarrow alone: prepare never imports pandas, whose
+    # import costs each worker about as much as reading a part's files.
+    obj_table = pa.Table.from_arrays(
+        [from_numpy([row[k] for row in objects], type) for k, type in enumerate(_PART_OBJECT_SCHEMA.types)],
+        schema=_PART_OBJECT_SCHEMA,
     )
-    _write_parquet_atomic(obj_frame, stem.with_suffix(".objects.parquet"))
-    _write_parquet_atomic(img_frame, stem.with_suffix(".images.parquet"))
+    img_table = pa.Table.from_arrays(
+        [_column(image_columns[name], type) for name, type in zip(_IMAGE_COLUMNS, _PART_IMAGE_SCHEMA.types, strict=True)],
+        schema=_PART_IMAGE_SCHEMA,
+    )
+    _write_parquet_atomic(obj_table, stem.with_suffix(".objects.parquet"))
+    _write_parquet_atomic(img_table, stem.with_suffix(".images.parquet"))
     os.replace(pixels_tmp, stem.with_suffix(".u16"))
     marker = {"files": len(files), "n_objects": len(objects), "n_images": n_images, "bad_files": bad, "warnings": warnings}
     _write_text_atomic(stem.with_suffix(".json"), json.dumps(marker))
     return len(files), n_images, bad
 
 
-_OBJECT_COLUMNS = [
-    "object_id", "label", "group", "crts_id", "parent_id", "variant", "n_images", "n_blank", "n_duplicate",
-    "n_faults", "mjd_first", "mjd_last", "ra", "dec", "mag", "path", "part_offset",
-]  # fmt: skip
+_STR = LARGE_STRING
+# A part's tables, then the cache's: the objects gain their part and first image
+# row, the images their object's row in objects.parquet.
+_PART_OBJECT_SCHEMA = pa.schema(
+    [
+        ("object_id", _STR), ("label", _STR), ("group", _STR), ("crts_id", _STR), ("parent_id", _STR),
+        ("variant", _STR), ("n_images", pa.int64()), ("n_blank", pa.int64()), ("n_duplicate", pa.int64()),
+        ("n_faults", pa.int64()), ("mjd_first", pa.float64()), ("mjd_last", pa.float64()), ("ra", pa.float64()), ("dec", pa.float64()),
+        ("mag", pa.float64()), ("path", _STR), ("part_offset", pa.int64()),
+    ]
+)  # fmt: skip
+_OBJECT_SCHEMA = _PART_OBJECT_SCHEMA.append(pa.field("part", pa.int64())).append(pa.field("image_start", pa.int64()))
 _IMAGE_COLUMNS = ["part_object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"]
-_IMAGE_DTYPES = {"object": "int64", "mjd": "float64", "hdu_ext": "int64", "blank": "bool", "duplicate": "bool", "date": "object", "cutout": "object"}
+_IMAGE_TYPES = [pa.int64(), pa.float64(), pa.int64(), pa.bool_(), pa.bool_(), _STR, _STR]
+_PART_IMAGE_SCHEMA = pa.schema(list(zip(_IMAGE_COLUMNS, _IMAGE_TYPES, strict=True)))
+_IMAGE_SCHEMA = pa.schema([("object", pa.int64()), *zip(_IMAGE_COLUMNS[1:], _IMAGE_TYPES[1:], strict=True)])
+
+
+def _column(chunks: list[np.ndarray], type: pa.DataType) -> pa.Array:
+    """One table column from a part's per-file arrays (text columns hold the ``str`` of any value)."""
+    return from_numpy(np.concatenate(chunks) if chunks else np.zeros(0), type)
+
+
+def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """A part's table in ``schema`` (cast only when it differs: a cast imports pyarrow.compute)."""
+    table = pq.ParquetFile(path).read()
+    return table if table.schema.equals(schema) else table.cast(schema)
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays([from_numpy(np.zeros(0), type) for type in schema.types], schema=schema)
 
 
 def _as_float(value: Any) -> float:
@@ -164,9 +200,9 @@ def _as_float(value: Any) -> float:
         return float("nan")
 
 
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 
@@ -177,10 +213,22 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class _NoBar:
+    """The progress bar off a terminal: nothing drawn, and tqdm never imported (a tenth of a second)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _default_progress(total: int, desc: str) -> Any:
+    if not sys.stderr.isatty():
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="file", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="file", dynamic_ncols=True)
 
 
 def prepare(
@@ -287,9 +335,6 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
     The per-image table is streamed part by part into one parquet file, so
     memory stays flat however many images the release holds.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     keep = {stem.name for stem, _ in plan}
     for stale in (out / "parts").iterdir():
         if stale.name.split(".")[0] not in keep:
@@ -297,37 +342,29 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
     objects, bad, warnings, parts = [], [], [], []
     image_start = n_objects = 0
     images_tmp = out / "images.parquet.tmp"
-    writer = None
-    try:
+    with pq.ParquetWriter(images_tmp, _IMAGE_SCHEMA) as writer:
         for part_index, (stem, _) in enumerate(plan):
             marker = json.loads(stem.with_suffix(".json").read_text())
-            obj = pd.read_parquet(stem.with_suffix(".objects.parquet"))
-            obj["part"] = part_index
-            obj["image_start"] = image_start + obj["part_offset"].to_numpy()
+            obj = _read_table(stem.with_suffix(".objects.parquet"), _PART_OBJECT_SCHEMA)
+            offsets = to_numpy(obj.column("part_offset"))
+            obj = obj.append_column("part", from_numpy(np.full(len(obj), part_index), pa.int64()))
+            obj = obj.append_column("image_start", from_numpy(image_start + offsets, pa.int64()))
             if marker["n_images"]:
-                img = pq.read_table(stem.with_suffix(".images.parquet"))
-                owner = img.column("part_object").to_numpy() + n_objects
-                img = img.drop_columns(["part_object"]).add_column(0, "object", pa.array(owner, pa.int64()))
-                img = img.select(["object", "mjd", "hdu_ext", "blank", "duplicate", "date", "cutout"])
-                if writer is None:
-                    writer = pq.ParquetWriter(images_tmp, img.schema)
-                writer.write_table(img.cast(writer.schema))
+                img = _read_table(stem.with_suffix(".images.parquet"), _PART_IMAGE_SCHEMA)
+                owner = to_numpy(img.column("part_object")) + n_objects
+                img = img.drop_columns(["part_object"]).add_column(0, "object", from_numpy(owner, pa.int64()))
+                writer.write_table(img)
             objects.append(obj)
             n_objects += len(obj)
             image_start += marker["n_images"]
             bad.extend(tuple(b) for b in marker["bad_files"])
             warnings.extend(tuple(w) for w in marker["warnings"])
             parts.append({"file": stem.with_suffix(".u16").name, "n_images": marker["n_images"]})
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:  # every file was bad: an empty table with the right columns
-        pd.DataFrame({c: pd.Series(dtype=t) for c, t in _IMAGE_DTYPES.items()}).to_parquet(images_tmp, index=False)
-    obj_frame = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=_OBJECT_COLUMNS)
-    counts = obj_frame["n_images"].to_numpy(dtype=np.int64)
-    _check_unique_ids(obj_frame)
-    obj_frame["parent_missing"] = _parent_missing(obj_frame)
-    _write_parquet_atomic(obj_frame, out / "objects.parquet")
+    obj_table = _unique_ids(pa.concat_tables(objects) if objects else _empty(_OBJECT_SCHEMA))
+    parent_missing = _parent_missing(obj_table)
+    obj_table = obj_table.append_column("parent_missing", from_numpy(parent_missing, pa.bool_()))
+    n_images_total = int(to_numpy(obj_table.column("n_images")).sum())
+    _write_parquet_atomic(obj_table, out / "objects.parquet")
     os.replace(images_tmp, out / "images.parquet")
     with open(out / "bad_files.csv.tmp", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -339,13 +376,13 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
         writer.writerow(["path", "hdu", "row", "reason"])
         writer.writerows(warnings)
     os.replace(out / "warnings.csv.tmp", out / "warnings.csv")
-    n_orphans = int(obj_frame["parent_missing"].sum())
+    n_orphans = int(parent_missing.sum())
     manifest = {
         "format_version": FORMAT_VERSION,
         "deeptao_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "n_objects": int(len(obj_frame)),
-        "n_images": int(counts.sum()),
+        "n_objects": len(obj_table),
+        "n_images": n_images_total,
         "n_bad_files": len(bad),
         "n_warnings": len(warnings),
         "n_files_with_warnings": len({w[0] for w in warnings}),
@@ -355,28 +392,36 @@ def _finalise(out: Path, plan: list[tuple[Path, list[tuple[Path, str | None]]]])
         "parts": parts,
     }
     _write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    return PrepareResult(out, int(len(obj_frame)), int(counts.sum()), bad, warnings, n_orphans)
+    return PrepareResult(out, len(obj_table), n_images_total, bad, warnings, n_orphans)
 
 
-def _parent_missing(objects: pd.DataFrame) -> np.ndarray:
+def _parent_missing(objects: pa.Table) -> np.ndarray:
     """True for each NON object whose parent CRTS_ID names no transient in ``objects``.
 
     Such an object keeps its parent's ID as its group, so NON objects cut
     beside one absent transient (the same field, the same exposures) still
     share a split, and none joins another transient's group.
     """
-    if objects.empty:
-        return np.zeros(0, dtype=bool)
-    non = (objects["variant"] == "non-transient").to_numpy()
-    transients = set(objects.loc[~non, "crts_id"].dropna())
-    return non & ~objects["parent_id"].isin(transients).to_numpy()
+    variant = objects.column("variant").to_pylist()
+    crts = objects.column("crts_id").to_pylist()
+    parents = objects.column("parent_id").to_pylist()
+    non = np.array([v == "non-transient" for v in variant], dtype=bool)
+    transients = {c for c, is_non in zip(crts, non, strict=True) if not is_non and c is not None}
+    return non & ~np.array([p in transients for p in parents], dtype=bool)
 
 
-def _check_unique_ids(objects: pd.DataFrame) -> None:
-    dup = objects["object_id"].duplicated(keep="first")
-    if dup.any():
-        # Same file name in two class folders: keep both, told apart by their label.
-        objects.loc[dup, "object_id"] = objects.loc[dup, "object_id"] + "@" + objects.loc[dup, "label"].astype(str)
+def _unique_ids(objects: pa.Table) -> pa.Table:
+    """The same file name in two class folders: keep both, the later told apart by its label."""
+    ids = objects.column("object_id").to_pylist()
+    if len(set(ids)) == len(ids):
+        return objects
+    labels = objects.column("label").to_pylist()
+    seen: set[str] = set()
+    unique = []
+    for object_id, label in zip(ids, labels, strict=True):
+        unique.append(object_id if object_id not in seen else f"{object_id}@{label}")
+        seen.add(object_id)
+    return objects.set_column(0, "object_id", from_numpy(unique, _STR))
 
 
 # --------------------------------------------------------------------------- reading
@@ -400,8 +445,10 @@ class PreparedCache:
                 f"{self.root}: cache format {self.manifest.get('format_version')} (deeptao "
                 f"{self.manifest.get('deeptao_version', '?')}) is not format {FORMAT_VERSION}; run 'deeptao prepare' again"
             )
-        self.objects = pd.read_parquet(self.root / "objects.parquet")
-        self.images = pd.read_parquet(self.root / "images.parquet")
+        import pandas as pd  # not at the top: prepare runs without pandas
+
+        self.objects: pd.DataFrame = pd.read_parquet(self.root / "objects.parquet")
+        self.images: pd.DataFrame = pd.read_parquet(self.root / "images.parquet")
         self._parts: dict[int, np.ndarray] = {}
         self._object_part = self.objects["part"].to_numpy(dtype=np.int64)
         self._object_offset = self.objects["part_offset"].to_numpy(dtype=np.int64)

@@ -253,12 +253,14 @@ def read_bintable(buf: bytes, hdu: HDU) -> dict[str, np.ndarray | None]:
         raise FitsStructureError(f"table has two columns of one name ({', '.join(names)})")
     rec = np.frombuffer(buf, dtype=np.dtype({"names": names, "formats": formats}), count=nrows, offset=hdu.data_start)
     columns: dict[str, np.ndarray] = {}
-    for name, (code, tscal, tzero, tnull) in zip(names, scaling):
+    for name, (code, tscal, tzero, tnull) in zip(names, scaling, strict=True):
         col = rec[name]
         if code in _OPAQUE:
             columns[name] = None
         elif col.dtype.kind == "S":
-            columns[name] = np.char.strip(np.char.decode(col, "ascii", errors="replace")).astype(object)
+            # A list comprehension, not np.char: these columns are a few dozen short
+            # strings, and np.char's first use imports numpy.ma in every worker.
+            columns[name] = np.array([v.decode("ascii", errors="replace").strip() for v in col.tolist()], dtype=object)
         elif code == "L":
             columns[name] = col
         else:

@@ -18,14 +18,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from deeptao import CLASSES
 from deeptao.io._exposures import blank_images, duplicate_exposures
 from deeptao.io._fits import FitsStructureError, image_fault, read_bintable, read_image_stack, scan_hdus
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TaoObject", "ReadFault", "TaoFormatError", "read_object", "iter_fits_files", "IMAGE_SHAPE"]
 
@@ -120,8 +122,11 @@ class TaoObject:
         """Per-image rows in MJD order: hdu_ext, mjd, date, field_id, cutout, set_number, obs_in_seq, blank, duplicate.
 
         Built on demand from :attr:`columns` (plain arrays), since a DataFrame
-        per file costs more than reading the file's pixels.
+        per file costs more than reading the file's pixels; pandas is imported
+        here, not by the reader, which ``deeptao prepare`` runs without it.
         """
+        import pandas as pd
+
         return pd.DataFrame(self.columns)
 
     @property

@@ -1,4 +1,10 @@
-"""Light curves from the cutouts: photometry, nightly binning, features and their cache."""
+"""Light curves from the cutouts: photometry, nightly binning, features and their cache.
+
+The plotting functions are imported on first use (PEP 562), so that models which
+use the features (lc-rf, taonet-lc) predict without importing matplotlib.
+"""
+
+from typing import Any
 
 from deeptao.lightcurves.features import (
     FEATURE_NAMES,
@@ -17,7 +23,6 @@ from deeptao.lightcurves.photometry import (
     photometry,
     pogson_magnitude,
 )
-from deeptao.lightcurves.plot import lightcurve_figure, plot_lightcurve
 from deeptao.lightcurves.store import (
     FEATURES_FILE,
     LIGHTCURVES_FILE,
@@ -50,3 +55,11 @@ __all__ = [
     "plot_lightcurve",
     "pogson_magnitude",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("lightcurve_figure", "plot_lightcurve"):
+        import importlib
+
+        return getattr(importlib.import_module("deeptao.lightcurves.plot"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ In the spirit of timm's registry, so that adding a model is adding one file.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +26,15 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
     return decorate
 
 
-def _load_builtin_models() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from deeptao.models import _builtin  # noqa: F401
+def _load_builtin_models(name: str | None = None) -> None:
+    """Import the module of built-in model ``name`` (all of them for None or an unknown name).
+
+    Importing a model module runs its @register_model decorator.
+    """
+    from deeptao.models._builtin import BUILTIN_MODULES
+
+    for module in [BUILTIN_MODULES[name]] if name in BUILTIN_MODULES else BUILTIN_MODULES.values():
+        importlib.import_module(module)
 
 
 def list_models() -> list[str]:
@@ -37,7 +44,8 @@ def list_models() -> list[str]:
 
 
 def get_model_builder(name: str) -> Callable[..., Any]:
-    _load_builtin_models()
+    if name not in _BUILDERS:
+        _load_builtin_models(name)
     try:
         return _BUILDERS[name]
     except KeyError:

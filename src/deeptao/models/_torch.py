@@ -28,14 +28,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeptao.data.datasets import passthrough
-from deeptao.models._registry import get_model_builder
-from deeptao.models.calibration import apply_temperature, fit_temperature
-from deeptao.models.base import ObjectClassifier
 from deeptao.io import order_exposures
-from deeptao.training import ClassifierModule, FitResult, TrainConfig, balanced_class_weights, fit_module
+from deeptao.models._registry import get_model_builder
+from deeptao.models.base import ObjectClassifier
+from deeptao.models.calibration import apply_temperature, fit_temperature
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
+    from deeptao.training import FitResult, TrainConfig
+
+# deeptao.training (and with it Lightning, several seconds of imports) is imported
+# only by the methods that train: loading a saved network and predicting never need it.
 
 __all__ = [
     "TorchClassifier",
@@ -343,6 +346,8 @@ class TorchClassifier(ObjectClassifier):
             raise ValueError(f"max_objects must be >= 1 or None, got {self.max_objects!r}")
 
     def _train_config(self) -> TrainConfig:
+        from deeptao.training import TrainConfig
+
         return TrainConfig(
             max_epochs=self.max_epochs,
             max_time=self.max_time,
@@ -440,6 +445,8 @@ class TorchClassifier(ObjectClassifier):
         workdir: Path | None,
         data_digest: str,
     ) -> tuple[nn.Module, FitResult]:
+        from deeptao.training import ClassifierModule, balanced_class_weights, fit_module  # Lightning: only to train
+
         train_loader, val_loader, y_items = make_loaders(seed)
         torch.manual_seed(seed)
         network = self._member(len(classes))

@@ -285,7 +285,7 @@ def _table(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     e = plan.exposures
     dates = [date_code(m) for m in e.mjd]
     keys = [(f"{s:02d}", d, f, f"{o:04d}", c)
-            for s, d, f, o, c in zip(e.set_number, dates, e.field_id, e.obs_in_seq, plan.cutout)]
+            for s, d, f, o, c in zip(e.set_number, dates, e.field_id, e.obs_in_seq, plan.cutout, strict=True)]
     order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
     n = order.size
     if plan.variant == "transient":
