@@ -224,6 +224,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from deeptao.models.export import export_model
+
+    result = export_model(args.model, args.out, format=args.format)
+    print(f"exported {result.model} as {result.format} -> {result.path} (model card {result.card})")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from deeptao import __version__
 
@@ -289,12 +297,22 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_replicate)
 
     p = sub.add_parser("predict", help="class probabilities for new files", description=(
-        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder). "
+        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder) "
+        "or an exported one (FILE.onnx, run by onnxruntime without torch; FILE.skops). "
         "Unreadable files are skipped with a message and make the exit status 1."))  # fmt: skip
     p.add_argument("model", type=Path, metavar="MODEL")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE.fits")
     p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="write a saved model as a file that runs without the training code", description=(
+        "Write a saved network (MODEL_DIR, a RUN/models/<stage>/ folder, or its model file) as ONNX, run by "
+        "onnxruntime, or the lc-rf forest as skops; a model card FILE.json is written beside it. "
+        "'deeptao predict FILE.onnx FILE.fits ...' runs the export."))  # fmt: skip
+    p.add_argument("model", type=Path, metavar="MODEL_DIR")
+    p.add_argument("--format", default="onnx", metavar="FORMAT", help="onnx (taonet, taonet-lc, seed-cnn) or skops (lc-rf) (default: onnx)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="file to write, FILE.onnx or FILE.skops (default: beside the saved model)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("evaluate", help="re-score a saved run", description=(
         "Re-read RUN/predictions.parquet and rewrite metrics.json, f1_scores.csv and confusion_matrix.png."))  # fmt: skip
@@ -309,7 +327,7 @@ def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     from deeptao.io import TaoFormatError
 
     errors: list[type[BaseException]] = [TaoFormatError, PrepareError, CacheError, FileNotFoundError, PermissionError]
-    if command in ("predict", "replicate"):
+    if command in ("predict", "replicate", "export"):
         errors.append(ValueError)  # a bad model file or option, said in one line
     for module, name in (
         ("deeptao.download", "DownloadError"),

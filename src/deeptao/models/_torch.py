@@ -144,6 +144,11 @@ def _digest(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
+def _class_counts(y: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    return {str(c): int(n) for c, n in zip(classes, counts, strict=True)}
+
+
 def _stratified_cap(rows: np.ndarray, y: np.ndarray, cap: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """At most ``cap`` objects, each class keeping its share (and at least one object)."""
     if cap is None or len(rows) <= cap:
@@ -368,6 +373,7 @@ class TorchClassifier(ObjectClassifier):
         seed: int,
         workdir: Path | None,
         data_digest: str,
+        data_summary: dict[str, Any] | None = None,
     ) -> TorchClassifier:
         self._check_params()
         classes = tuple(str(c) for c in classes)
@@ -407,6 +413,15 @@ class TorchClassifier(ObjectClassifier):
         )
         self.network_ = network.cpu().eval()
         self.classes_ = classes
+        # what a model card says of the training (saved with the weights)
+        self.training_: dict[str, Any] = {
+            **(data_summary or {}),
+            "seed": int(seed),
+            "data_digest": data_digest,
+            "epochs": self.fit_result_.epochs,
+            "monitor": self.monitor,
+            "best_score": self.fit_result_.best_score,
+        }
         return self
 
     def fit(
@@ -434,12 +449,16 @@ class TorchClassifier(ObjectClassifier):
             val_rows, y_val = self._check_xy(val_rows, y_val, len(classes), "validation")
             val_rows, y_val = _stratified_cap(val_rows, y_val, self.max_objects, seed)
         digest = _digest(rows, y, val_rows, y_val, np.asarray([len(cache)]))
+        summary = {"objects_per_class": _class_counts(y, classes), "objects_in_cache": len(cache)}
+        if val_rows is not None:
+            summary["validation_objects_per_class"] = _class_counts(y_val, classes)
         return self._fit_with(
             lambda: self._make_loaders(cache, rows, y, val_rows, y_val, seed),
             classes=classes,
             seed=seed,
             workdir=workdir,
             data_digest=digest,
+            data_summary=summary,
         )
 
     # ------------------------------------------------------------------ prediction
@@ -520,6 +539,7 @@ class TorchClassifier(ObjectClassifier):
                 "classes": list(self.classes_),
                 "state_dict": state,
                 "learned": self._learned_state(),
+                "training": getattr(self, "training_", None),
             },
             path,
         )
@@ -561,6 +581,8 @@ def load_model(path: str | Path) -> TorchClassifier:
         # the builder directly: create_model would drop parameters saved as None
         estimator = get_model_builder(payload["model"])(**payload["params"])
         estimator._restore(payload["classes"], payload["state_dict"], payload.get("learned"))
+        if payload.get("training") is not None:  # absent from files saved before it was recorded
+            estimator.training_ = payload["training"]
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({exc})".splitlines()[0]) from None
     return estimator
