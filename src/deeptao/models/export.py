@@ -28,8 +28,8 @@ What the ONNX graphs compute
   :func:`deeptao.models.pooling.pool`.
 
 The graph computes in float32. A torch model whose ``precision`` is "auto"
-predicts in bfloat16 on CPUs that support it, so its probabilities differ
-from the graph's by the rounding of bfloat16 (about 1e-2), not by the export.
+predicts in bfloat16 autocast on CPUs and GPUs that support it, so there its
+probabilities differ from the graph's by bfloat16 rounding, not by the export.
 """
 
 from __future__ import annotations
