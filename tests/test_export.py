@@ -273,3 +273,25 @@ def test_predict_refuses_an_onnx_file_that_is_not_ours(survey, tmp_path, capsys)
     garbage.write_bytes(b"this is not a protobuf")
     assert main(["predict", str(garbage), fits]) == 1
     _one_line_error(capsys, f"{garbage}: not a readable ONNX model")
+
+
+def test_a_calibration_temperature_is_applied_to_the_averaged_probabilities(run, exported, survey, tmp_path, monkeypatch):
+    """p ** (1 / T), renormalised, on the view-averaged probabilities: how the torch estimator calibrates."""
+    import copy
+
+    import deeptao.models._loading as loading
+    from deeptao.io import read_object
+    from deeptao.models.export import export_model
+
+    stage, model, _, _ = run["taonet"]
+    hot = copy.deepcopy(model)
+    hot.temperature_ = 2.5  # as a calibrated estimator holds it
+    monkeypatch.setattr(loading, "load_model", lambda path: hot)
+    path = export_model(stage, tmp_path / "hot.onnx").path
+    assert json.loads(path.with_suffix(".json").read_text())["prediction"]["temperature"] == 2.5
+    objects = [read_object(f) for f in survey[2][:3]]
+    items = [(o.images, o.mjd) for o in objects]
+    plain = load_model(exported["taonet"]).predict_proba_arrays(items)
+    expected = plain ** (1 / 2.5)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=1e-6)

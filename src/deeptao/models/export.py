@@ -368,7 +368,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     temperature = float(getattr(estimator, "temperature_", None) or 1.0)
     if estimator.name == "seed-cnn":
         example = (torch.zeros(2, 1, 64, 64),)
-        return ImageGraph(net, temperature), example, ({0: torch.export.Dim("images", min=1)},)
+        return ImageGraph(net), example, ({0: torch.export.Dim("images", min=1)},)
     crop = estimator.crop
     batch, nights = torch.export.Dim("batch", min=1), torch.export.Dim("nights", min=1)
     example = [torch.zeros(2, 3, 2, crop, crop), torch.zeros(2, 1, crop, crop), torch.zeros(2, 3, 5), torch.tensor([3, 2])]
@@ -404,19 +404,23 @@ class SequenceGraph(nn.Module):
         refs = torch.cat([_torch_dihedral(ref, code) for code in range(v)])
         repeated = None if features is None else features.repeat(v, 1)
         logits = self.net.forward_padded(xs, refs, scalars.repeat(v, 1, 1), lengths.repeat(v), repeated)
-        proba = torch.softmax(logits.float() / self.temperature, dim=1)
-        return proba.unflatten(0, (v, x.shape[0])).mean(dim=0)
+        proba = torch.softmax(logits.float(), dim=1).unflatten(0, (v, x.shape[0])).mean(dim=0)
+        if self.temperature == 1.0:
+            return proba
+        # calibration as the torch estimator applies it, to the view-averaged probabilities:
+        # p ** (1 / T), renormalised, p floored at 1e-12
+        return torch.softmax(torch.log(proba.clamp(min=1e-12)) / self.temperature, dim=1)
 
 
 class ImageGraph(nn.Module):
-    """seed-cnn's per-image log-probabilities."""
+    """seed-cnn's per-image log-probabilities (calibration applies to the pooled object, outside the graph)."""
 
-    def __init__(self, net: nn.Module, temperature: float = 1.0) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.net, self.temperature = net, temperature
+        self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.net(x).float() / self.temperature, dim=1)
+        return torch.log_softmax(self.net(x).float(), dim=1)
 
 
 # --------------------------------------------------------------------------- skops

@@ -193,4 +193,10 @@ class OnnxClassifier:
         n = len(sources)
         if not owner:
             return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
-        return pool(np.concatenate(log_proba), np.concatenate(owner), n, self.card["prediction"]["pooling"])
+        proba = pool(np.concatenate(log_proba), np.concatenate(owner), n, self.card["prediction"]["pooling"])
+        temperature = float(self.card["prediction"].get("temperature", 1.0))
+        if temperature != 1.0:  # the pooled probabilities, calibrated as the torch estimator calibrates them
+            from deeptao.models.calibration import apply_temperature
+
+            proba = apply_temperature(proba, temperature)
+        return proba
