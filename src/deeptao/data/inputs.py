@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deeptao.data.representation import SCALAR_NAMES, ObjectNights, compress
+from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, compress
 
 __all__ = ["normalize_images", "dihedral", "usable_positions", "night_arrays", "pad_nights"]
 
@@ -95,17 +95,21 @@ def usable_positions(blank: np.ndarray) -> np.ndarray:
     return keep if len(keep) else np.arange(len(blank))
 
 
-def night_arrays(obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def night_arrays(
+    obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None, *, aperture: float = SequenceSettings.aperture
+) -> dict[str, np.ndarray]:
     """A network's inputs for one object (see :mod:`deeptao.data.representation`).
 
     ``x`` (T, 2, c, c): the compressed co-add and co-add - reference of each
-    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, 5).
+    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, S),
+    the forced photometry in an ``aperture``-pixel radius (the settings the
+    representation was built with).
     ``code`` flips/rotates every image of the object alike (:func:`dihedral`);
     ``keep`` selects nights (training's night dropout). An object with no
     night gets one empty night, so every object has an input.
     """
     coadd, reference = obj.coadd, obj.reference
-    scalars = obj.scalars()
+    scalars = obj.scalars(aperture)
     if len(coadd) == 0:
         coadd = np.zeros((1, *reference.shape), np.float32)
         scalars = np.zeros((1, len(SCALAR_NAMES)), np.float32)

@@ -145,7 +145,7 @@ class OnnxClassifier:
         for lo in range(0, len(sources), self.batch_size):
             items = []
             for k in range(lo, min(lo + self.batch_size, len(sources))):
-                item = night_arrays(object_nights(*sources[k], settings))
+                item = night_arrays(object_nights(*sources[k], settings), aperture=settings.aperture)
                 if features is not None:
                     item["features"] = features[k]
                 items.append(item)
