@@ -312,6 +312,20 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
 
 
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL_DIR")
+    p.add_argument("--format", default="onnx", metavar="FORMAT", help="onnx (taonet, taonet-lc, seed-cnn) or skops (lc-rf) (default: onnx)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="file to write, FILE.onnx or FILE.skops (default: beside the saved model)")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from deeptao.models.export import export_model
+
+    result = export_model(args.model, args.out, format=args.format)
+    print(f"exported {result.model} as {result.format} -> {result.path} (model card {result.card})")
+    return 0
+
+
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN")
 
@@ -363,9 +377,17 @@ _COMMANDS = {
     ),
     "predict": _Command(
         "class probabilities for new files",
-        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder). "
+        "Classify FITS files with a saved model (RUN/models/<stage>/model.pt or model.joblib, or its folder) "
+        "or an exported one (FILE.onnx, run by onnxruntime without torch; FILE.skops). "
         "Unreadable files are skipped with a message and make the exit status 1.",
         _predict_arguments, _cmd_predict,
+    ),
+    "export": _Command(
+        "write a saved model as a file that runs without the training code",
+        "Write a saved network (MODEL_DIR, a RUN/models/<stage>/ folder, or its model file) as ONNX, run by "
+        "onnxruntime, or the lc-rf forest as skops; a model card FILE.json is written beside it. "
+        "'deeptao predict FILE.onnx FILE.fits ...' runs the export.",
+        _export_arguments, _cmd_export,
     ),
     "evaluate": _Command(
         "re-score a saved run",
@@ -403,7 +425,7 @@ def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     slow down every failing command.
     """
     errors: list[type[BaseException]] = [FileNotFoundError, PermissionError]
-    if command in ("predict", "replicate"):
+    if command in ("predict", "replicate", "export"):
         errors.append(ValueError)  # a bad model file or option, said in one line
     for module, names in (
         ("deeptao.io._reader", ("TaoFormatError",)),

@@ -70,6 +70,7 @@ __all__ = [
     "SequenceSettings",
     "ObjectNights",
     "SCALAR_NAMES",
+    "SCALAR_MEANINGS",
     "object_nights",
     "compress",
     "build_sequences",
@@ -82,14 +83,16 @@ SEQUENCES_DIR = "sequences"
 _FORMAT_VERSION = 1
 _MAD_TO_SIGMA = 1.4826
 
+#: what each per-night scalar holds (an exported model's card quotes these)
+SCALAR_MEANINGS = {
+    "flux": "asinh(aperture flux of the co-add / one exposure's aperture noise)",
+    "diff_flux": "asinh(aperture flux of co-add - reference / that night's aperture noise)",
+    "log_noise": "log(the night's co-add noise / one exposure's noise)",
+    "log_gap": "log1p(days since the previous night), 0 for the first",
+    "exposures": "exposures co-added that night / 4",
+}
 #: per-night scalars, in this order along the last axis of :attr:`ObjectNights.scalars`
-SCALAR_NAMES = (
-    "flux",  # asinh(aperture flux of the co-add / one exposure's aperture noise)
-    "diff_flux",  # asinh(aperture flux of co-add - reference / that night's aperture noise)
-    "log_noise",  # log(the night's co-add noise / one exposure's noise)
-    "log_gap",  # log1p(days since the previous night), 0 for the first
-    "exposures",  # exposures co-added that night / 4
-)
+SCALAR_NAMES = tuple(SCALAR_MEANINGS)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,14 @@ class MemberAverage(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        log_proba = torch.stack([torch.log_softmax(m(*args, **kwargs).float(), dim=1) for m in self.members])
+        return self._average([m(*args, **kwargs) for m in self.members])
+
+    def forward_padded(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The members' ``forward_padded`` (the traceable form an export uses), averaged alike."""
+        return self._average([m.forward_padded(*args, **kwargs) for m in self.members])
+
+    def _average(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        log_proba = torch.stack([torch.log_softmax(z.float(), dim=1) for z in logits])
         return torch.logsumexp(log_proba, dim=0) - math.log(len(self.members))
 
 
@@ -164,6 +171,11 @@ def _digest(*arrays: np.ndarray | None) -> str:
     for a in arrays:
         h.update(b"none" if a is None else np.ascontiguousarray(a, dtype=np.int64).tobytes() + b"|")
     return h.hexdigest()
+
+
+def _class_counts(y: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    return {str(c): int(n) for c, n in zip(classes, counts, strict=True)}
 
 
 def _stratified_cap(rows: np.ndarray, y: np.ndarray, cap: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -418,6 +430,7 @@ class TorchClassifier(ObjectClassifier):
         seed: int,
         workdir: Path | None,
         data_digest: str,
+        data_summary: dict[str, Any] | None = None,
     ) -> TorchClassifier:
         """Train ``members`` networks with ``make_loaders(member_seed)``; ``network_`` is the last or their average."""
         self._check_params()
@@ -434,6 +447,16 @@ class TorchClassifier(ObjectClassifier):
         self.fit_result_: FitResult = results[0]
         self.network_ = networks[0] if self.members == 1 else MemberAverage(networks).eval()
         self.classes_ = classes
+        # what a model card says of the training (saved with the weights)
+        self.training_: dict[str, Any] = {
+            **(data_summary or {}),
+            "seed": int(seed),
+            "members": self.members,
+            "data_digest": data_digest,
+            "epochs": [r.epochs for r in results] if self.members > 1 else results[0].epochs,
+            "monitor": self.monitor,
+            "best_score": [r.best_score for r in results] if self.members > 1 else results[0].best_score,
+        }
         return self
 
     def _train_member(
@@ -508,12 +531,16 @@ class TorchClassifier(ObjectClassifier):
             val_rows, y_val = self._check_xy(val_rows, y_val, len(classes), "validation")
             val_rows, y_val = _stratified_cap(val_rows, y_val, self.max_objects, seed)
         digest = _digest(rows, y, val_rows, y_val, np.asarray([len(cache)]))
+        summary = {"objects_per_class": _class_counts(y, classes), "objects_in_cache": len(cache)}
+        if val_rows is not None:
+            summary["validation_objects_per_class"] = _class_counts(y_val, classes)
         self._fit_with(
             lambda member_seed: self._make_loaders(cache, rows, y, val_rows, y_val, member_seed),
             classes=classes,
             seed=seed,
             workdir=workdir,
             data_digest=digest,
+            data_summary=summary,
         )
         self.temperature_ = 1.0
         has_val = val_rows is not None and len(val_rows) > 0
@@ -607,6 +634,7 @@ class TorchClassifier(ObjectClassifier):
                 "classes": list(self.classes_),
                 "state_dict": state,
                 "learned": self._learned_state(),
+                "training": getattr(self, "training_", None),
             },
             path,
         )
@@ -648,6 +676,8 @@ def load_model(path: str | Path) -> TorchClassifier:
         # the builder directly: create_model would drop parameters saved as None
         estimator = get_model_builder(payload["model"])(**payload["params"])
         estimator._restore(payload["classes"], payload["state_dict"], payload.get("learned"))
+        if payload.get("training") is not None:  # absent from files saved before it was recorded
+            estimator.training_ = payload["training"]
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({exc})".splitlines()[0]) from None
     return estimator

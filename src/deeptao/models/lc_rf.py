@@ -11,9 +11,10 @@ an indicator column so that "undefined" can itself be learned.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import joblib
 import numpy as np
@@ -31,6 +32,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LightCurveForest", "lc_rf"]
 
 _FORMAT = "deeptao-lc-rf-1"
+_SKOPS_FORMAT = "deeptao-lc-rf-skops"
+_SKOPS_VERSION = 1
+# Types a deeptao skops file holds beyond those skops trusts by default. skops
+# leaves sklearn's Tree out because its node arrays are not bounds-checked when
+# predicting; load_skops checks them itself (_check_trees) before any use.
+_SKOPS_TRUSTED = ("numpy.dtype", "sklearn.tree._tree.Tree")
 
 
 class LightCurveForest(ObjectClassifier):
@@ -51,6 +58,9 @@ class LightCurveForest(ObjectClassifier):
     photometry : PhotometrySettings, optional
         Light-curve extraction settings; default :class:`PhotometrySettings()`.
     """
+
+    #: registry name
+    name: ClassVar[str] = "lc-rf"
 
     def __init__(
         self,
@@ -200,6 +210,108 @@ class LightCurveForest(ObjectClassifier):
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ValueError(f"{path}: not an lc-rf model file")
         return payload["model"]
+
+    def save_skops(self, path: str | Path, *, card: dict[str, Any] | None = None) -> Path:
+        """Write the fitted pipeline and what prediction needs as a skops file (no pickle), with an optional model card.
+
+        What :meth:`load_skops` reads back predicts exactly as this model does:
+        the same scikit-learn objects, no conversion of the trees.
+        """
+        import json
+
+        import skops.io as sio
+
+        self._check_fitted()
+        path = Path(path)
+        payload = {
+            "format": _SKOPS_FORMAT,
+            "version": _SKOPS_VERSION,
+            "pipeline": self.pipeline_,
+            "classes": list(self.classes_),
+            "feature_names": list(self.feature_names_),
+            "seed": int(self.seed_),
+            "params": json.dumps({k: v for k, v in self.get_params().items() if k != "photometry"}),
+            "photometry": json.dumps(dataclasses.asdict(self._settings())),
+            "card": json.dumps(card or {}),
+        }
+        sio.dump(payload, path)
+        return path
+
+    @classmethod
+    def load_skops(cls, path: str | Path) -> LightCurveForest:
+        """Read a file written by :meth:`save_skops`; no code in it runs, and its trees are checked before use.
+
+        Raises
+        ------
+        ValueError
+            If the file is missing, not a skops file, holds other types than a
+            deeptao forest does, or its trees are malformed.
+        """
+        import json
+
+        try:
+            import skops.io as sio
+        except ImportError:
+            raise ValueError(f"{path}: reading a .skops model needs skops (pip install 'deeptao[onnx]')") from None
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such model file")
+        try:
+            untrusted = set(sio.get_untrusted_types(file=path))
+        except Exception as exc:  # skops raises many types for foreign or damaged files
+            raise ValueError(f"{path}: not a skops file ({type(exc).__name__})") from None
+        foreign = sorted(untrusted - set(_SKOPS_TRUSTED))
+        if foreign:
+            raise ValueError(f"{path}: holds types a deeptao forest does not: {', '.join(foreign)}")
+        try:
+            payload: Any = sio.load(path, trusted=sorted(untrusted))
+        except Exception as exc:
+            raise ValueError(f"{path}: damaged skops file ({type(exc).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("format") != _SKOPS_FORMAT:
+            raise ValueError(f"{path}: a skops file, but not an lc-rf model deeptao exported")
+        if payload.get("version") != _SKOPS_VERSION:
+            raise ValueError(f"{path}: lc-rf skops version {payload.get('version')!r} is not supported")
+        pipeline = payload["pipeline"]
+        if not isinstance(pipeline, Pipeline) or [name for name, _ in pipeline.steps] != ["impute", "forest"]:
+            raise ValueError(f"{path}: its pipeline is not an lc-rf pipeline")
+        _check_trees(pipeline.named_steps["forest"], path)
+        photometry = json.loads(payload["photometry"])
+        if photometry.get("centre") is not None:
+            photometry["centre"] = tuple(photometry["centre"])
+        model = cls(**json.loads(payload["params"]), photometry=PhotometrySettings(**photometry))
+        model.pipeline_ = pipeline
+        model.classes_ = list(payload["classes"])
+        model.feature_names_ = list(payload["feature_names"])
+        model.seed_ = int(payload["seed"])
+        model.card_ = json.loads(payload["card"])
+        return model
+
+
+def _check_trees(forest: Any, path: str | Path) -> None:
+    """Refuse trees whose node arrays would send prediction out of bounds or round in circles.
+
+    scikit-learn builds every tree with children numbered after their parent,
+    so a child index above its parent's bounds each descent; a leaf has both
+    children -1.
+    """
+    if not isinstance(forest, RandomForestClassifier) or not hasattr(forest, "estimators_"):
+        raise ValueError(f"{path}: its pipeline holds no fitted random forest")
+    n_features = int(forest.n_features_in_)
+    for k, tree in enumerate(forest.estimators_):
+        t = tree.tree_
+        n = int(t.node_count)
+        left, right, feature = np.asarray(t.children_left), np.asarray(t.children_right), np.asarray(t.feature)
+        nodes = np.arange(n)
+        leaf = left == -1
+        ok = (
+            n >= 1
+            and left.shape == right.shape == feature.shape == (n,)
+            and np.array_equal(leaf, right == -1)
+            and bool(np.all(leaf | ((left > nodes) & (left < n) & (right > nodes) & (right < n))))
+            and bool(np.all(leaf | ((feature >= 0) & (feature < n_features))))
+            and np.asarray(t.value).shape[0] == n
+        )
+        if not ok:
+            raise ValueError(f"{path}: tree {k} of its forest is malformed")
 
 
 @register_model("lc-rf")

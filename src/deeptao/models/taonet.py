@@ -152,6 +152,51 @@ class TaoNet(nn.Module):
             parts.append(self.feature_encoder(self._standardise(features)))
         return self.head(torch.cat(parts, dim=1))
 
+    def forward_padded(
+        self,
+        x: torch.Tensor,
+        ref: torch.Tensor,
+        scalars: torch.Tensor,
+        lengths: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward`'s logits, computed on the padded batch as it is: the form a graph export can trace.
+
+        :meth:`forward` selects the valid nights with a boolean mask and packs
+        the sequences, both shapes that depend on the data, which an exported
+        graph cannot hold. Here every night slot is encoded and the padding
+        zeroed; the GRU's forward direction reads the right-padded sequences
+        (padding after the last night does not reach a valid state), and its
+        backward direction reads them shifted to the right end (left-padded,
+        so it starts from each object's last night as packing makes it). Two
+        passes of one GRU, each keeping one direction: more work, the same
+        numbers (a test holds the two methods equal).
+        """
+        b, t = x.shape[0], x.shape[1]
+        lengths = lengths.to(x.device).clamp(min=1, max=t)
+        steps = torch.arange(t, device=x.device)
+        valid = steps[None, :] < lengths[:, None]
+        encoded = self.night_encoder(x.flatten(0, 1)).unflatten(0, (b, t))
+        nights = encoded * valid[..., None].to(encoded.dtype)
+        tokens = self.night_input(torch.cat([nights, scalars.to(nights.dtype)], dim=2))
+        hidden = self.gru.hidden_size
+        ahead = self.gru(tokens)[0][..., :hidden]
+        shift = (t - lengths)[:, None]
+        left = torch.gather(tokens, 1, (steps[None, :] - shift).clamp(min=0)[..., None].expand(-1, -1, tokens.shape[2]))
+        behind_left = self.gru(left)[0][..., hidden:]
+        behind = torch.gather(behind_left, 1, (steps[None, :] + shift).clamp(max=t - 1)[..., None].expand(-1, -1, hidden))
+        states = torch.cat([ahead, behind], dim=2) * valid[..., None].to(ahead.dtype)
+        score = self.attention(states).squeeze(2).masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(score.float(), dim=1).to(states.dtype)
+        attended = (weights[..., None] * states).sum(dim=1)
+        peak = states.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        parts = [attended, peak, self.reference_encoder(ref)]
+        if self.n_features:
+            if features is None:
+                raise ValueError("this network was built with per-object features; pass features=")
+            parts.append(self.feature_encoder(self._standardise(features)))
+        return self.head(torch.cat(parts, dim=1))
+
     def _standardise(self, features: torch.Tensor) -> torch.Tensor:
         """Robust z-scores clipped to +-10, NaN as 0 beside a missing-value indicator."""
         missing = torch.isnan(features)
