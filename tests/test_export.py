@@ -291,7 +291,11 @@ def test_a_calibration_temperature_is_applied_to_the_averaged_probabilities(run,
     assert json.loads(path.with_suffix(".json").read_text())["prediction"]["temperature"] == 2.5
     objects = [read_object(f) for f in survey[2][:3]]
     items = [(o.images, o.mjd) for o in objects]
+    from deeptao.models.calibration import apply_temperature
+
+    # the plain export carries the model's own fitted temperature: undo it, then apply 2.5
     plain = load_model(exported["taonet"]).predict_proba_arrays(items)
-    expected = plain ** (1 / 2.5)
+    raw = apply_temperature(plain, 1.0 / model.temperature_)
+    expected = raw ** (1 / 2.5)
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=1e-6)

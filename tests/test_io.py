@@ -486,3 +486,22 @@ def test_rows_whose_hdu_ext_or_mjd_is_not_usable_are_dropped(tmp_path):
         ReadFault(4, 2, "MJD nan is not a number"),
         ReadFault(None, 3, "HDU_Ext 1e+30 is not an extension number"),
     )
+
+
+def test_first_nights_keeps_the_exposures_of_the_first_k_usable_nights_in_time_order():
+    from deeptao.io import first_nights
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(1000, 2000, (9, 64, 64)).astype(np.uint16)
+    images[0] = 1500  # blank: its night does not count
+    images[5] = images[4]  # a second cutout of one exposure (the same MJD)
+    mjd = np.array([50000.0, 50001.0, 50001.01, 50003.0, 50003.02, 50003.02, 50007.0, 50007.01, 50010.0])
+    order = rng.permutation(9)  # given scrambled
+    out_images, out_mjd = first_nights(images[order], mjd[order], 2)
+    # night 50000 holds only the blank image, so the first two nights that count are 50001 and 50003
+    np.testing.assert_array_equal(out_mjd, mjd[:6])
+    np.testing.assert_array_equal(out_images, images[:6])
+    every = first_nights(images, mjd, 10)
+    np.testing.assert_array_equal(every[1], mjd)
+    with pytest.raises(ValueError, match="at least one night"):
+        first_nights(images, mjd, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -239,3 +241,23 @@ def test_predict_says_what_the_reader_left_out(simulated_cache, tmp_path, capsys
     err = capsys.readouterr().err.splitlines()
     assert err == [f"deeptao predict: {odd}: HDU {ext}, row {row}: image is 60x64, not 64x64"]
     assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+def test_predict_max_nights_classifies_from_the_first_nights_only(simulated_cache, tmp_path, capsys):
+    from deeptao.cli import main
+    from deeptao.io import first_nights, read_object
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    model = create_model("lc-rf", n_estimators=10, n_jobs=1).fit(cache, rows, y, classes=CLASSES, seed=0)
+    saved = model.save(tmp_path / "model.joblib")
+    files = [Path(p) for p in cache.objects["path"].iloc[:4]]
+    assert main(["predict", str(saved), *map(str, files), "--max-nights", "2", "--out", str(tmp_path / "p.csv")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv")
+    objects = [read_object(f) for f in files]
+    expected = model.predict_proba_arrays([first_nights(o.images, o.mjd, 2) for o in objects])
+    np.testing.assert_allclose(table[[f"prob_{c}" for c in model.classes_]].to_numpy(), expected, atol=1e-12)
+    capsys.readouterr()
+    assert main(["predict", str(saved), str(files[0]), "--max-nights", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "deeptao predict: error: --max-nights must be at least 1, got 0"

@@ -137,9 +137,37 @@ def test_plot_run_figures_draws_what_evaluate_run_no_longer_does(tmp_path):
     evaluation = evaluate_run(tmp_path)
     assert not (tmp_path / CONFUSION_FILE).exists()
     files = plot_run_figures(evaluation, tmp_path)
-    assert files == {"confusion_matrix": tmp_path / CONFUSION_FILE}
+    # no early-classification table in this run, so no early figure
+    assert files == {"confusion_matrix": tmp_path / CONFUSION_FILE, "reliability": tmp_path / "reliability.png"}
     assert not set(files) & set(evaluation.files)  # merging the two dicts loses nothing
     assert_png(files["confusion_matrix"], min_px=(300, 600))
+    assert_png(files["reliability"], min_px=(200, 200))
+
+
+def test_reliability_and_early_figures_are_drawn_from_their_tables(tmp_path):
+    from deeptao.evaluation import EARLY_PREDICTIONS_FILE, make_predictions
+    from deeptao.plotting import plot_early_classification, plot_reliability
+
+    rng = np.random.default_rng(8)
+    parts = []
+    for seed in (0, 1):
+        y = rng.integers(0, 6, 40)
+        for k in (1, 4, 0):
+            proba = rng.dirichlet(np.ones(6), 40)
+            frame = make_predictions(model="taonet", split="object", task="6class", seed=seed, level="object",
+                                     items=[f"o{i}" for i in range(40)], y_true=y, proba=proba, temperature=1.5)  # fmt: skip
+            parts.append(frame.assign(nights=k))
+    early = pd.concat(parts, ignore_index=True)
+    early.to_parquet(tmp_path / EARLY_PREDICTIONS_FILE)
+    save_predictions(early[early.nights == 0].drop(columns="nights"), tmp_path)
+    evaluation = evaluate_run(tmp_path)
+    files = plot_run_figures(evaluation, tmp_path)
+    assert set(files) == {"confusion_matrix", "reliability", "early_classification"}
+    assert_png(files["early_classification"], min_px=(200, 300))
+    with pytest.raises(ValueError, match="no early"):
+        plot_early_classification({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="object-level"):
+        plot_reliability(early[early.split == "image"], tmp_path / "y.png")
 
 
 def _lightning_log(tmp_path, epochs=3):

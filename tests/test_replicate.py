@@ -55,6 +55,24 @@ def test_run_folder_has_every_artefact(run):
         assert lo <= r["macro_f1"] <= hi
     f1 = pd.read_csv(out / "f1_scores.csv")
     assert {"model", "split", "task", "level", "class", "precision", "recall", "f1"} <= set(f1.columns)
+    # calibration: every network on the object split fitted a temperature, recorded with its predictions
+    for r in metrics["runs"]:
+        if r["split"] == "object" and r["level"] == "object":
+            assert r["ece"] is not None and 0.0 <= r["ece"] <= 1.0
+            assert (r["ece_uncalibrated"] is None) == (r["model"] == "lc-rf"), r["model"]
+    assert (out / "reliability.png").stat().st_size > 0 and "## Calibration" in (out / "report.md").read_text()
+    # early classification: each model of the first task at every cut, the full cut equal to the main scores
+    early = metrics["early"]
+    assert set(early) == {f"{m}/object/6class/object" for m in ("seed-cnn", "taonet", "taonet-lc", "lc-rf")}
+    for key, curve in early.items():
+        assert [e["nights"] for e in curve] == [1, 2, 4, 8, 16, 0]
+        full = next(r for r in metrics["runs"] if f"{r['model']}/{r['split']}/{r['task']}/{r['level']}" == key)
+        assert curve[-1]["macro_f1"] == pytest.approx(full["macro_f1"])
+    table = pd.read_parquet(out / "early_predictions.parquet")
+    one = table[(table.model == "lc-rf") & (table.nights == 1)]
+    expected = f1_score(one.y_true, one.y_pred, labels=list(task_classes("6class")), average="macro", zero_division=0)
+    assert early["lc-rf/object/6class/object"][0]["macro_f1"] == pytest.approx(expected)
+    assert (out / "early_classification.png").stat().st_size > 0 and "## Early classification" in (out / "report.md").read_text()
     # the leakage gap the report states is the one the predictions give
     report = (out / "report.md").read_text()
     leakage = report.split("## Leakage gap")[1].split("\n## ")[0]

@@ -218,9 +218,12 @@ def _cmd_lightcurve(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from deeptao.io import TaoFormatError, read_object
+    from deeptao.io import TaoFormatError, first_nights, read_object
     from deeptao.models import load_model
 
+    if args.max_nights is not None and args.max_nights < 1:
+        print(f"deeptao predict: error: --max-nights must be at least 1, got {args.max_nights}", file=sys.stderr)
+        return 2
     model = load_model(args.model)
     objects, bad = [], 0
     for path in args.files:
@@ -233,7 +236,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not objects:
         print("deeptao predict: error: no readable file to classify", file=sys.stderr)
         return 1
-    proba = model.predict_proba_arrays([(obj.images, obj.mjd) for obj in objects])
+    sequences = [(obj.images, obj.mjd) for obj in objects]
+    if args.max_nights is not None:  # early classification: what was known after the first K nights
+        sequences = [first_nights(images, mjd, args.max_nights) for images, mjd in sequences]
+    proba = model.predict_proba_arrays(sequences)
     classes = list(model.classes_)
     table = pd.DataFrame(
         {
@@ -310,6 +316,7 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, metavar="MODEL")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE.fits")
     p.add_argument("--out", type=Path, default=None, metavar="CSV", help="write here instead of standard output")
+    p.add_argument("--max-nights", type=int, default=None, metavar="K", help="classify from each object's first K nights only (early classification)")
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
