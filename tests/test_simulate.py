@@ -477,3 +477,31 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(fitsio.FITS, "write", real_write)
     _writer.write_object(target, table, images, {"CRTS_ID": "x"}, repeat_header=True)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_release_like_counts_scale_the_release_and_keep_every_class():
+    from deeptao import RELEASE_CLASS_COUNTS
+    from deeptao.simulate import release_like_counts
+
+    assert release_like_counts() == RELEASE_CLASS_COUNTS and sum(RELEASE_CLASS_COUNTS.values()) == 16307
+    small = release_like_counts(0.002)
+    assert small == {"SN": 3, "AGN": 1, "BZ": 1, "CV": 2, "OTHER": 2, "NON": 25}
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="fraction"):
+            release_like_counts(bad)
+
+
+def test_a_release_like_survey_has_the_release_imbalance_and_shares_objects_with_a_larger_one(tmp_path):
+    from deeptao.cli import main
+    from deeptao.simulate import release_like_counts
+
+    assert main(["simulate", str(tmp_path / "r"), "--release-like", "--fraction", "0.002", "--seed", "3"]) == 0
+    counts = {label: len(list((tmp_path / "r").glob(f"*/data/{label}/*.fits"))) for label in release_like_counts()}
+    assert counts == release_like_counts(0.002)
+    # object i of a class does not depend on how many others there are
+    simulate_survey(tmp_path / "big", seed=3, class_counts={**release_like_counts(0.002), "SN": 5, "NON": 0})
+    for path in (tmp_path / "r").glob("*/data/SN/*.fits"):
+        assert (tmp_path / "big" / path.relative_to(tmp_path / "r")).read_bytes() == path.read_bytes()
+    assert main(["simulate", str(tmp_path / "x"), "--fraction", "0.5"]) == 2
+    with pytest.raises(ValueError, match="class_counts"):
+        simulate_survey(tmp_path / "y", class_counts={"SN": 2})

@@ -153,12 +153,20 @@ class SimulateOptions:
     seed: int = option("the survey depends on this alone", default=0)
     workers: int = option("processes rendering and writing", default=1)
     overwrite: bool = option("replace the simulated files already in OUT", default=False)
+    release_like: bool = option("the release's class counts (SN 1372, AGN 606, BZ 239, CV 772, OTHER 818, NON 12500) instead of --objects-per-class", default=False)
+    fraction: float = option("with --release-like: scale every class by this (each keeps at least one object)", default=1.0)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from deeptao.simulate import SurveyConfig, simulate_survey
+    from deeptao.simulate import SurveyConfig, release_like_counts, simulate_survey
 
     opts = _options(args, SimulateOptions)
+    if opts.fraction != 1.0 and not opts.release_like:
+        print("deeptao simulate: error: --fraction needs --release-like", file=sys.stderr)
+        return 2
+    if not 0 < opts.fraction <= 1:
+        print(f"deeptao simulate: error: --fraction must be in (0, 1], got {opts.fraction}", file=sys.stderr)
+        return 2
     bar = _ProgressBar("simulate", "object")
     summary = simulate_survey(
         args.out,
@@ -169,6 +177,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         workers=opts.workers,
         progress=bar,
         overwrite=opts.overwrite,
+        class_counts=release_like_counts(opts.fraction) if opts.release_like else None,
     )
     bar.close()
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())

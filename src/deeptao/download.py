@@ -44,7 +44,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from deeptao import CLASSES, __version__
+from deeptao import CLASSES, RELEASE_CLASS_COUNTS, TRANSIENT_CLASSES, __version__
 from deeptao._options import option
 
 __all__ = [
@@ -69,8 +69,8 @@ REPOS: tuple[str, ...] = ("TAO_transients", "TAO_non-transients")
 
 RELEASE_COUNTS: Mapping[str, Mapping[str, int]] = MappingProxyType(
     {
-        "TAO_transients": MappingProxyType({"SN": 1372, "AGN": 606, "BZ": 239, "CV": 772, "OTHER": 818}),
-        "TAO_non-transients": MappingProxyType({"NON": 12500}),
+        "TAO_transients": MappingProxyType({c: RELEASE_CLASS_COUNTS[c] for c in TRANSIENT_CLASSES}),
+        "TAO_non-transients": MappingProxyType({"NON": RELEASE_CLASS_COUNTS["NON"]}),
     }
 )
 """Objects (``*.fits`` files) per class folder ``data/<CLASS>/`` in the published release."""

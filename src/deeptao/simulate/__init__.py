@@ -10,6 +10,6 @@ files the way it understands the real ones.
 from __future__ import annotations
 
 from ._config import SurveyConfig
-from ._survey import SurveySummary, simulate_survey
+from ._survey import SurveySummary, release_like_counts, simulate_survey
 
-__all__ = ["SurveyConfig", "SurveySummary", "simulate_survey"]
+__all__ = ["SurveyConfig", "SurveySummary", "release_like_counts", "simulate_survey"]

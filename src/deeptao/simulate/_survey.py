@@ -13,7 +13,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deeptao import CLASSES, TRANSIENT_CLASSES
+from deeptao import CLASSES, RELEASE_CLASS_COUNTS, TRANSIENT_CLASSES
 from deeptao.io import blank_images
 
 from ._cadence import Exposures, date_code, field_exposures, tile_of, ut_date_float, ymd, zero_point
@@ -363,6 +363,7 @@ def simulate_survey(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
+    class_counts: Mapping[str, int] | None = None,
 ) -> SurveySummary:
     """Write a simulated survey in the Deep-TAO release layout.
 
@@ -387,6 +388,12 @@ def simulate_survey(
         Called as ``progress(done, total)`` as objects are written.
     overwrite : bool, default=False
         Replace the ``*.fits`` a previous simulation left in ``out``.
+    class_counts : mapping, optional
+        Objects of each class (the six labels, NON included), instead of
+        ``objects_per_class`` and ``non_per_class``: e.g. the release's
+        imbalance, :func:`release_like_counts`. Object ``i`` of a class is the
+        same object whatever the other counts, so a smaller survey is a subset
+        of a larger one with the same seed.
 
     Returns
     -------
@@ -401,10 +408,24 @@ def simulate_survey(
                         ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if class_counts is not None:
+        unknown = sorted(set(class_counts) - set(TRANSIENT_CLASSES) - {"NON"})
+        if unknown or set(class_counts) != set(TRANSIENT_CLASSES) | {"NON"}:
+            raise ValueError(f"class_counts needs exactly the classes {list(TRANSIENT_CLASSES) + ['NON']}, got {sorted(class_counts)}")
+        bad = {k: v for k, v in class_counts.items() if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0}
+        if bad or not any(class_counts[c] for c in TRANSIENT_CLASSES):
+            raise ValueError(f"class_counts must be ints >= 0 with at least one transient, got {dict(class_counts)}")
+    counts = (
+        {c: int(class_counts[c]) for c in TRANSIENT_CLASSES}
+        if class_counts is not None
+        else dict.fromkeys(TRANSIENT_CLASSES, objects_per_class)
+    )
     n_non = objects_per_class if non_per_class is None else non_per_class
+    if class_counts is not None:
+        n_non = int(class_counts["NON"])
     if not isinstance(n_non, (int, np.integer)) or isinstance(n_non, bool):
         raise TypeError(f"non_per_class must be an int or None, got {type(n_non).__name__}")
-    if objects_per_class < 1:
+    if objects_per_class < 1 and class_counts is None:
         raise ValueError(f"objects_per_class must be >= 1, got {objects_per_class}")
     if n_non < 0 or workers < 1 or seed < 0:
         raise ValueError(f"need non_per_class >= 0, workers >= 1 and seed >= 0, got "
@@ -422,7 +443,7 @@ def simulate_survey(
     parents: list[tuple[_Plan, Exposures]] = []
     taken: set[str] = set()
     for label in TRANSIENT_CLASSES:
-        for i in range(objects_per_class):
+        for i in range(counts[label]):
             for attempt in range(100):
                 plan, full = _plan_transient(label, i, attempt, seed, cfg, priors, zp0)
                 if plan.stem not in taken:
@@ -461,9 +482,20 @@ def simulate_survey(
 
     objects = pd.DataFrame(rows)
     objects.to_csv(out / "simulation_truth.csv", index=False)
-    meta = {"seed": int(seed), "objects_per_class": int(objects_per_class),
+    meta = {"seed": int(seed), "objects_per_class": counts,
             "non_per_class": int(n_non), "priors": priors.source, "config": cfg.to_dict(),
             "zero_point": zp0}
     (out / "simulation.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return SurveySummary(out=out, seed=int(seed), config=cfg, priors=priors.source,
                          objects=objects, seconds=time.perf_counter() - start)
+
+
+def release_like_counts(fraction: float = 1.0) -> dict[str, int]:
+    """The release's objects per class (:data:`deeptao.RELEASE_CLASS_COUNTS`) scaled by ``fraction``.
+
+    Each class keeps at least one object, so the imbalance (NON 52 to 1 over
+    BZ) survives at any size; rounding is to the nearest object.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    return {c: max(1, int(round(n * fraction))) for c, n in RELEASE_CLASS_COUNTS.items()}
