@@ -134,3 +134,31 @@ def test_evaluate_run_writes_ece_and_the_early_curve_into_metrics_json(tmp_path)
     (run,) = metrics["runs"]
     assert run["ece"] == pytest.approx(evaluation.summary[0].ece) and run["ece_uncalibrated"] is not None
     assert [e["nights"] for e in metrics["early"]["taonet/object/6class/object"]] == [1, 0]
+
+
+def test_pr_auc_is_sklearn_average_precision_per_class_and_averaged_over_seeds(tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    from deeptao.evaluation import aggregate
+
+    rng = np.random.default_rng(9)
+    frames = []
+    for seed in (0, 1):
+        y = rng.integers(0, 5, 80)  # NON (index 5) never occurs: its PR-AUC is undefined
+        proba = softmax(rng.normal(0, 1, (80, 6)) + 2.0 * np.eye(6)[y], axis=1)
+        frames.append(make_predictions(model="taonet", split="object", task="6class", seed=seed, level="object",
+                                       items=[f"o{i}" for i in range(80)], y_true=y, proba=proba))  # fmt: skip
+    per_seed = score(pd.concat(frames, ignore_index=True))
+    for s, frame in zip(per_seed, frames, strict=True):
+        for j, cls in enumerate(SIX[:5]):
+            expected = average_precision_score(frame.y_true == cls, frame[f"prob_{cls}"])
+            assert s.pr_auc[j] == pytest.approx(expected)
+        assert math.isnan(s.pr_auc[5])
+    (summary,) = aggregate(per_seed, n_boot=0)
+    np.testing.assert_allclose(summary.pr_auc[:5], np.mean([s.pr_auc[:5] for s in per_seed], axis=0))
+    assert math.isnan(summary.pr_auc[5])
+    save_predictions(pd.concat(frames, ignore_index=True), tmp_path)
+    evaluate_run(tmp_path, n_boot=0)
+    (run,) = json.loads((tmp_path / "metrics.json").read_text())["runs"]
+    assert run["per_class_pr_auc"]["NON"] is None
+    assert run["macro_pr_auc"] == pytest.approx(np.mean(summary.pr_auc[:5]))

@@ -218,6 +218,11 @@ def _pct(x: float | None) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
 
 
+def _finite_mean(values: Sequence[float]) -> float:
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def _pm(mean: float, std: float) -> str:
     if not math.isfinite(mean):
         return "—"
@@ -318,7 +323,8 @@ def _section_results(summary: Sequence[Score]) -> list[str]:
         f"Brackets give a {100 * CI_LEVEL:.0f} % percentile bootstrap interval of the seed-mean macro F1: each seed's",
         f"test items resampled with replacement, {BOOTSTRAP_REPLICATES} times; it shows how much the score owes to the",
         "particular test items, which the spread over seeds does not. Balanced accuracy is the mean recall over",
-        "the classes in the test set.",
+        "the classes in the test set. PR-AUC is each class's average precision against the rest (how well the",
+        "probabilities rank a rare class), averaged over the classes present.",
         "Object level: one prediction per object. Image level: one prediction per image. The image split puts",
         "images of one object on both sides, so its numbers measure memory as much as classification.",
         "",
@@ -341,6 +347,8 @@ def _section_results(summary: Sequence[Score]) -> list[str]:
         rows.append(
             ["balanced accuracy", ""] + [_pm(here[m].balanced_accuracy, here[m].balanced_accuracy_std) for m in models]
         )
+        if level == "object":
+            rows.append(["PR-AUC, mean over classes", ""] + [_pct(_finite_mean(here[m].pr_auc)) for m in models])
         rows.append(["spread over classes", ""] + [_pct(here[m].class_spread) for m in models])
         rows.append(["seeds", ""] + [str(here[m].n_seeds) for m in models])
         header = ["class", f"test {unit} per seed"] + models
