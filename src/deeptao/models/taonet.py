@@ -141,16 +141,7 @@ class TaoNet(nn.Module):
         tokens = self.night_input(torch.cat([nights, scalars.to(nights.dtype)], dim=2))
         packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
         states, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
-        score = self.attention(states).squeeze(2).masked_fill(~valid, float("-inf"))
-        weights = torch.softmax(score.float(), dim=1).to(states.dtype)
-        attended = (weights[..., None] * states).sum(dim=1)
-        peak = states.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
-        parts = [attended, peak, self.reference_encoder(ref)]
-        if self.n_features:
-            if features is None:
-                raise ValueError("this network was built with per-object features; pass features=")
-            parts.append(self.feature_encoder(self._standardise(features)))
-        return self.head(torch.cat(parts, dim=1))
+        return self._head(states, valid, ref, features)
 
     def forward_padded(
         self,
@@ -186,6 +177,12 @@ class TaoNet(nn.Module):
         behind_left = self.gru(left)[0][..., hidden:]
         behind = torch.gather(behind_left, 1, (steps[None, :] + shift).clamp(max=t - 1)[..., None].expand(-1, -1, hidden))
         states = torch.cat([ahead, behind], dim=2) * valid[..., None].to(ahead.dtype)
+        return self._head(states, valid, ref, features)
+
+    def _head(
+        self, states: torch.Tensor, valid: torch.Tensor, ref: torch.Tensor, features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Masked attention and max pooling of the GRU states, the reference branch, the features; logits."""
         score = self.attention(states).squeeze(2).masked_fill(~valid, float("-inf"))
         weights = torch.softmax(score.float(), dim=1).to(states.dtype)
         attended = (weights[..., None] * states).sum(dim=1)
