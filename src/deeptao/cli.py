@@ -342,6 +342,65 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``deeptao train``'s trainer options: flag, model parameter, type, help (the model's constructor holds the defaults)
+_TRAINER_FLAGS = (
+    ("--accelerator", "accelerator", str, "auto, cpu or gpu"),
+    ("--devices", "devices", int, "processes (CPU) or GPUs per machine; batch size is per process"),
+    ("--strategy", "strategy", str, "Lightning strategy: auto, ddp, ddp_spawn, ..."),
+    ("--num-nodes", "num_nodes", int, "machines taking part"),
+    ("--precision", "precision", str, "auto, 32 or bf16"),
+    ("--batch-size", "batch_size", int, "training batch per process"),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--max-epochs", "max_epochs", int, "epochs"),
+    ("--num-workers", "num_workers", int, "DataLoader worker processes per training process"),
+    ("--logger", "logger", str, "csv, or tensorboard (CSV as well; needs the tensorboard extra)"),
+)
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, metavar="FILE", help="YAML or TOML configuration; options given here override it")
+    p.add_argument("--print-config", action="store_true", help="write the resolved configuration to standard output and stop")
+    run = p.add_argument_group("what to train")
+    run.add_argument("--cache", type=Path, default=None, metavar="CACHE", help="prepared cache (deeptao prepare)")
+    run.add_argument("--model", default=None, metavar="NAME", help="registered model: lc-rf, seed-cnn, taonet, taonet-lc")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder for the model, configuration, split and logs")
+    run.add_argument("--task", default=None, metavar="TASK", help="6class (default), 5class or binary")
+    run.add_argument("--split", type=Path, default=None, metavar="CSV", help="split.csv to use (object_id, split)")
+    run.add_argument("--seed", type=int, default=None, metavar="S", help="seeds training and, without --split, the split by object group (default 0)")
+    trainer = p.add_argument_group("trainer (defaults: the model's own)")
+    for flag, _, kind, help_text in _TRAINER_FLAGS:
+        trainer.add_argument(flag, type=kind, default=None, metavar=flag[2:].replace("-", "_").upper(), help=help_text)
+    trainer.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="any other model parameter (VALUE read as YAML: 0.1, true, null, text); repeatable",
+    )  # fmt: skip
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from deeptao.experiment import ConfigError, dump_spec, resolve_spec, train
+
+    params: dict[str, Any] = {name: getattr(args, name) for _, name, _, _ in _TRAINER_FLAGS}
+    flags = {name: flag for flag, name, _, _ in _TRAINER_FLAGS}
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE")
+        params[name.strip().replace("-", "_")] = yaml.safe_load(text)
+        flags[name.strip().replace("-", "_")] = f"--param {name.strip()}"
+    run = {"model": args.model, "cache": args.cache, "out": args.out, "task": args.task, "seed": args.seed, "split": args.split}
+    spec = resolve_spec(config=args.config, run=run, params=params, flags=flags)
+    if args.print_config:
+        sys.stdout.write(dump_spec(spec))
+        return 0
+    outcome = train(spec)
+    if outcome.main_process:
+        score = "" if outcome.test_macro_f1 is None else f", test macro F1 {outcome.test_macro_f1:.3f}"
+        print(f"trained {spec.model} in {outcome.seconds:.0f} s{score} -> {outcome.model_file}")
+    return 0
+
+
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN")
 
@@ -383,6 +442,15 @@ _COMMANDS = {
         "Measure the flux at the cutout centre on every image (sky from an annulus), bin by night and "
         "plot magnitude against MJD with errors.",
         _lightcurve_arguments, _cmd_lightcurve,
+    ),
+    "train": _Command(
+        "train one model on a prepared cache, from options or a configuration file",
+        "Fit one model on the training objects of a split (a split.csv, or a split by object group drawn with "
+        "--seed), validation steering it, and score the test objects. DIR receives config.yaml (the resolved "
+        "configuration: --config DIR/config.yaml repeats the training), split.csv, logs/, checkpoints, "
+        "predictions.parquet and the model, which 'deeptao predict DIR' and 'deeptao evaluate DIR' read. "
+        "An interrupted training resumes. --devices N --strategy ddp trains in N processes (or on N GPUs).",
+        _train_arguments, _cmd_train,
     ),
     "replicate": _Command(
         "the study end to end: data, cache, splits, models, report",
@@ -441,7 +509,7 @@ def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     slow down every failing command.
     """
     errors: list[type[BaseException]] = [FileNotFoundError, PermissionError]
-    if command in ("predict", "replicate", "export"):
+    if command in ("predict", "replicate", "export", "train"):
         errors.append(ValueError)  # a bad model file or option, said in one line
     for module, names in (
         ("deeptao.io._reader", ("TaoFormatError",)),
@@ -464,6 +532,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deeptao: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of standard output went away (``deeptao predict ... | head``)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141
     except Exception as exc:
         if isinstance(exc, _expected_errors(args.command)):
             message = " ".join(str(exc).split()) or type(exc).__name__

@@ -209,20 +209,16 @@ def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
 
 
 def _prepare_inputs(cache: Any, opts: ReplicateOptions) -> None:
-    """Compute, once, what the models read from the cache: light-curve features and the nights' representation."""
-    from deeptao.data.representation import open_sequences
-    from deeptao.lightcurves import compute_features
+    """Compute, once, what the models read from the cache beyond the images (features, nightly co-adds)."""
+    from deeptao.models import create_model
 
     workers = opts.workers or os.cpu_count() or 1
-    models = set(opts.models) | (set(opts.other_task_models) if len(opts.tasks) > 1 else set())
-    if models & {"lc-rf", "taonet-lc"}:
+    models = list(opts.models) + (list(opts.other_task_models) if len(opts.tasks) > 1 else [])
+    for model in dict.fromkeys(models):
         t = time.perf_counter()
-        compute_features(cache, workers=workers)
-        _log(f"light-curve features ready in {time.perf_counter() - t:.0f} s")
-    if models & {"taonet", "taonet-lc"}:
-        t = time.perf_counter()
-        open_sequences(cache)
-        _log(f"nightly co-adds ready in {time.perf_counter() - t:.0f} s")
+        create_model(model).prepare_inputs(cache, workers=workers)
+        if time.perf_counter() - t > 1:
+            _log(f"{model}: inputs ready in {time.perf_counter() - t:.0f} s")
 
 
 def _run_stage(
@@ -259,20 +255,16 @@ def _run_stage(
     frames = []
     common = dict(model=model, split=mode, task=task_name, seed=seed)
     if mode == "object":
+        from deeptao.experiment import fit_on_split, test_predictions
+
         part = object_split[task.rows]
-        train, val, test = (task.rows[part == name] for name in ("train", "val", "test"))
-        _log(f"{stage.name}: fitting on {len(train)} objects (validation {len(val)}, test {len(test)} held out)")
-        estimator.fit(cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], seed=seed, workdir=stage)
-        proba = estimator.predict_proba(cache, test)
-        temperature = getattr(estimator, "temperature_", None)
-        frames.append(make_predictions(level="object", items=object_ids[test], y_true=y_all[test], proba=proba, classes=estimator.classes_, temperature=temperature, **common))
+        _log(f"{stage.name}: fitting on {int((part == 'train').sum())} objects (validation {int((part == 'val').sum())}, test {int((part == 'test').sum())} held out)")
+        test = fit_on_split(estimator, cache, task, object_split, seed=seed, workdir=stage)["test"]
+        frame = test_predictions(estimator, cache, task, test, **common)
+        frames.append(frame)
         if early_nights:
+            proba = frame.loc[frame["level"] == "object", [f"prob_{c}" for c in estimator.classes_]].to_numpy()
             _early_stage(cache, estimator, test, object_ids[test], y_all[test], proba, early_nights, common, stage)
-        if getattr(estimator, "image_level", False):
-            image_rows, owners = _image_rows(cache, test)
-            proba = estimator.predict_image_proba(cache, image_rows)
-            items = [f"{object_ids[o]}#{r}" for o, r in zip(owners, image_rows, strict=True)]
-            frames.append(make_predictions(level="image", items=items, y_true=y_all[owners], proba=proba, classes=estimator.classes_, **common))
     else:
         owner = cache.images["object"].to_numpy()
         in_task = y_all[owner] >= 0
@@ -321,13 +313,6 @@ def _early_stage(
     tmp = stage / (EARLY_PREDICTIONS_FILE + ".tmp")
     pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
     os.replace(tmp, stage / EARLY_PREDICTIONS_FILE)
-
-
-def _image_rows(cache: Any, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    starts = cache.objects["image_start"].to_numpy()[objects]
-    counts = cache.objects["n_images"].to_numpy()[objects]
-    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, counts, strict=True)]) if len(objects) else np.zeros(0, np.int64)
-    return rows.astype(np.int64), np.repeat(objects, counts)
 
 
 def _per_class(cache: Any, rows: np.ndarray, what: str) -> dict[str, int]:

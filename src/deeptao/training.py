@@ -12,7 +12,11 @@ the study needs:
   when the same training (same fingerprint) is started again;
 - training curves in ``workdir/logs/version_*/metrics.csv`` (:func:`read_metrics`
   joins the runs of an interrupted training);
-- a seed that fixes the run; CPU by default, a GPU when one is present.
+- a seed that fixes the run; CPU by default, a GPU when one is present;
+- several processes (devices, nodes) through Lightning's strategies: the
+  batch samplers of :mod:`deeptao.data.datasets` shard themselves by rank,
+  validation gathers every rank's items before scoring, and only the main
+  process (:func:`is_main_process`) writes files.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,7 +54,12 @@ __all__ = [
     "read_metrics",
     "balanced_class_weights",
     "TrainingResumeWarning",
+    "is_main_process",
+    "LOGGERS",
 ]
+
+#: experiment loggers: CSV always (``read_metrics`` reads it), TensorBoard on request
+LOGGERS = ("csv", "tensorboard")
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -88,6 +99,16 @@ class TrainConfig:
         torch intra-op threads during training; None leaves torch's choice.
     precision : str
         Lightning precision, e.g. ``"32-true"`` or ``"bf16-mixed"``.
+    devices : int
+        Processes per node (CPU) or accelerators per node (GPU).
+    strategy : str
+        Lightning strategy: ``"auto"`` (one device), ``"ddp"`` (one process
+        per device; the CPU backend is gloo), ``"ddp_spawn"``, ...
+    num_nodes : int
+        Machines taking part; each runs ``devices`` processes.
+    logger : {"csv", "tensorboard"}
+        ``"tensorboard"`` writes TensorBoard event files under ``logs/`` as
+        well as the CSV (needs the ``tensorboard`` extra).
     """
 
     max_epochs: int = 20
@@ -101,6 +122,25 @@ class TrainConfig:
     deterministic: bool = True
     threads: int | None = None
     precision: str = "32-true"
+    devices: int = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    logger: str = "csv"
+
+
+def is_main_process() -> bool:
+    """Whether this process is global rank 0 of its launch, judged from the launcher's environment.
+
+    Readable before any process group exists (a process started by
+    Lightning, ``torchrun`` or ``srun`` knows its rank from its environment
+    at once), so that files outside Lightning's checkpoints, such as the
+    resolved configuration or the saved model, are written once.
+    """
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"]) == 0
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return int(os.environ["SLURM_PROCID"]) == 0
+    return all(int(os.environ.get(key, "0")) == 0 for key in ("LOCAL_RANK", "NODE_RANK"))
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -187,8 +227,17 @@ class ClassifierModule(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=len(batch["y"]),
+            sync_dist=True,
         )
         return loss, logits
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        # wall time of the epoch's training steps (validation excluded): the throughput figure at scale
+        seconds = time.perf_counter() - getattr(self, "_epoch_started", time.perf_counter())
+        self.log("train_epoch_seconds", seconds, reduce_fx="max", sync_dist=True)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "train")[0]
@@ -200,10 +249,9 @@ class ClassifierModule(L.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_outputs:
+        log_proba, y, owner = self._gathered_outputs()
+        if not len(y):
             return
-        log_proba, y, owner = (torch.cat(parts).numpy() for parts in zip(*self._val_outputs, strict=True))
-        self._val_outputs.clear()
         owners, index = np.unique(owner, return_inverse=True)
         y_owner = np.zeros(len(owners), dtype=np.int64)
         y_owner[index] = y
@@ -219,7 +267,21 @@ class ClassifierModule(L.LightningModule):
             average="macro",
             zero_division=0,
         )
-        self.log("val_f1", float(f1), prog_bar=True)
+        self.log("val_f1", float(f1), prog_bar=True, sync_dist=True)  # the same on every rank (gathered)
+
+    def _gathered_outputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This epoch's validation ``(log_proba, y, owner)`` from every process, so that all score all objects alike."""
+        n_classes = int(self.hparams.n_classes)
+        if self._val_outputs:
+            parts = tuple(torch.cat(p).numpy() for p in zip(*self._val_outputs, strict=True))
+        else:
+            parts = (np.zeros((0, n_classes), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._val_outputs.clear()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, parts)
+            parts = tuple(np.concatenate(column) for column in zip(*gathered, strict=True))
+        return parts  # type: ignore[return-value]
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(
@@ -255,6 +317,8 @@ class FitResult:
     epochs: int
     global_step: int
     best_score: float | None
+    main_process: bool = True
+    world_size: int = 1
 
 
 @contextlib.contextmanager
@@ -334,6 +398,9 @@ def fit_module(
         raise ValueError(f"monitor must be 'val_f1' or 'val_loss', got {config.monitor!r}")
     if config.max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {config.max_epochs}")
+    if config.logger not in LOGGERS:
+        raise ValueError(f"logger must be one of {', '.join(LOGGERS)}, got {config.logger!r}")
+    main = is_main_process()
     fingerprint = {} if fingerprint is None else fingerprint
     progress = sys.stderr.isatty() if config.progress is None else bool(config.progress)
     mode = "max" if config.monitor == "val_f1" else "min"
@@ -347,7 +414,7 @@ def fit_module(
         stack.enter_context(_quiet(not progress))
         last = work / LAST_CHECKPOINT
         resume = last.is_file() and _fingerprint_matches(work, fingerprint)
-        if last.is_file() and not resume:
+        if last.is_file() and not resume and main:
             warnings.warn(
                 f"{last}: made by a different training; starting afresh and overwriting it",
                 TrainingResumeWarning,
@@ -355,7 +422,8 @@ def fit_module(
             )
             for stale in (last, work / BEST_CHECKPOINT):
                 stale.unlink(missing_ok=True)
-        (work / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+        if main:
+            (work / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
 
         has_val = val_loader is not None and len(val_loader) > 0
         # Two checkpoints: Lightning refreshes a monitored callback's ``save_last``
@@ -383,13 +451,17 @@ def fit_module(
             n_batches = min(n_batches, config.limit_train_batches)
         trainer = L.Trainer(
             accelerator=config.accelerator,
-            devices=1,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            # the batch samplers shard themselves by rank (deeptao.data.datasets)
+            use_distributed_sampler=False,
             max_epochs=config.max_epochs,
             max_time=config.max_time,
             limit_train_batches=config.limit_train_batches,
             limit_val_batches=config.limit_val_batches,
             callbacks=all_callbacks,
-            logger=CSVLogger(save_dir=work, name="logs"),
+            logger=_loggers(work, config.logger),
             log_every_n_steps=max(1, min(50, n_batches)),
             enable_progress_bar=progress,
             enable_model_summary=progress,
@@ -428,15 +500,30 @@ def fit_module(
             epochs=int(trainer.current_epoch),
             global_step=int(trainer.global_step),
             best_score=None if score is None else float(score),
+            main_process=bool(trainer.is_global_zero),
+            world_size=int(trainer.world_size),
         )
+
+
+def _loggers(work: Path, logger: str) -> list[Any]:
+    """CSV always, in ``logs/version_*``; TensorBoard event files beside it in the same version folder."""
+    loggers: list[Any] = [CSVLogger(save_dir=work, name="logs")]
+    if logger == "tensorboard":
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=work, name="logs", version=loggers[0].version, default_hp_metric=False))
+        except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
+            raise ValueError(f"logger 'tensorboard' needs the tensorboard package: pip install 'deeptao[tensorboard]' ({exc})") from None
+    return loggers
 
 
 def read_metrics(workdir: str | Path) -> pd.DataFrame:
     """Training curves of every run in ``workdir`` (one per resumption), oldest first.
 
     Columns are Lightning's (``epoch``, ``step``, ``train_loss_step``,
-    ``train_loss_epoch``, ``val_loss``, ``val_f1``) plus ``run`` (the log
-    version). Raises FileNotFoundError if no run logged anything.
+    ``train_loss_epoch``, ``train_epoch_seconds``, ``val_loss``, ``val_f1``)
+    plus ``run`` (the log version). Raises FileNotFoundError if no run logged anything.
     """
     paths = sorted(
         Path(workdir, "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1])

@@ -50,6 +50,7 @@ __all__ = [
     "collate_images",
     "passthrough",
     "usable_positions",
+    "process_group",
 ]
 
 
@@ -230,11 +231,30 @@ def collate_nights(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- samplers
 
 
-class _EpochBatchSampler(Sampler):
-    """A batch sampler whose epochs are functions of ``(seed, epoch)``.
+def process_group() -> tuple[int, int]:
+    """``(rank, world size)`` of torch's default process group; ``(0, 1)`` outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    Lightning calls ``set_epoch`` before every training epoch.
+
+class _EpochBatchSampler(Sampler):
+    """A batch sampler whose epochs are functions of ``(seed, epoch)``, sharded over the processes of a training.
+
+    Lightning calls ``set_epoch`` before every training epoch. Every process
+    draws the same epoch plan and takes every ``world``-th item of it from
+    its rank on, so that the processes of a distributed training see
+    disjoint items, and the union of their ``k``-th batches is the ``k``-th
+    batch a single process with ``world`` times the batch size would see.
+    In training, the plan is padded with its first items to a multiple of
+    the world size (as ``torch.utils.data.DistributedSampler`` does), since
+    every process must take the same number of optimiser steps; in
+    evaluation it is not, so that no item is scored twice. Outside a process
+    group the sampler is the single-process one.
     """
+
+    #: whether the plan is padded so that every process gets as many items (training)
+    _pads_shards: bool = False
 
     def __init__(self, batch_size: int, *, seed: int) -> None:
         if batch_size < 1:
@@ -249,13 +269,29 @@ class _EpochBatchSampler(Sampler):
     def _plan(self) -> list[Any]:
         raise NotImplementedError
 
+    def _shard(self, plan: list[Any]) -> list[Any]:
+        rank, world = process_group()
+        if world == 1:
+            return plan
+        if self._pads_shards and plan:
+            total = math.ceil(len(plan) / world) * world
+            plan = (plan * math.ceil(total / len(plan)))[:total]
+        return plan[rank::world]
+
+    def _shard_size(self) -> int:
+        rank, world = process_group()
+        n = self._n_items()
+        if world == 1:
+            return n
+        return math.ceil(n / world) if self._pads_shards and n else len(range(rank, n, world))
+
     def __iter__(self) -> Iterator[list[Any]]:
-        plan = self._plan()
+        plan = self._shard(self._plan())
         for i in range(0, len(plan), self.batch_size):
             yield plan[i : i + self.batch_size]
 
     def __len__(self) -> int:
-        return math.ceil(self._n_items() / self.batch_size)
+        return math.ceil(self._shard_size() / self.batch_size)
 
     def _n_items(self) -> int:
         raise NotImplementedError
@@ -296,6 +332,7 @@ class ImageBatchSampler(_EpochBatchSampler):
         self.per_group = per_group
         self.shuffle = shuffle
         self.augment = augment
+        self._pads_shards = shuffle
 
     def _n_items(self) -> int:
         if self.groups is not None and self.per_group is not None:
@@ -332,6 +369,7 @@ class ObjectBatchSampler(_EpochBatchSampler):
         super().__init__(batch_size, seed=seed)
         self.n_items = int(n_items)
         self.train = train
+        self._pads_shards = train
 
     def _n_items(self) -> int:
         return self.n_items

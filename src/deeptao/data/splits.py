@@ -275,7 +275,8 @@ def read_split(path: str | Path, object_ids: Sequence[str] | np.ndarray) -> np.n
     Raises
     ------
     ValueError
-        If the file lacks an object asked for or names an unknown split.
+        If the file lacks an object asked for, names one not asked for (it
+        was written for another cache) or names an unknown split.
     """
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -289,6 +290,9 @@ def read_split(path: str | Path, object_ids: Sequence[str] | np.ndarray) -> np.n
     missing = ids.difference(lookup.index)
     if len(missing):
         raise ValueError(f"{path}: no split for {len(missing)} objects, e.g. {missing[0]!r}")
+    foreign = lookup.index.difference(ids)
+    if len(foreign):
+        raise ValueError(f"{path}: {len(foreign)} objects are not in the cache, e.g. {foreign[0]!r}")
     out = lookup.reindex(ids).to_numpy().astype(str)
     unknown = set(out) - set(SPLITS) - {"mixed"}
     if unknown:

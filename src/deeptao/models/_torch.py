@@ -60,7 +60,8 @@ Source = tuple[np.ndarray, np.ndarray, np.ndarray]
 # Parameters that change where a training runs or how it is watched, not what it
 # learns: a checkpoint made under other values of these may be resumed. (The
 # epoch count is not one of them: the learning-rate schedule spans it.)
-_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size", "calibrate", "members"})
+# (``devices`` and ``num_nodes`` are not: they multiply the global batch.)
+_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size", "calibrate", "members", "strategy", "logger"})
 
 
 class MemberAverage(nn.Module):
@@ -243,6 +244,16 @@ class TorchClassifier(ObjectClassifier):
         on 2 cores).
     accelerator : str
         ``"auto"``: a GPU when present, else CPU; also used for prediction.
+    devices, num_nodes : int
+        Training processes per machine (CPU) or accelerators per machine
+        (GPU), and machines. ``batch_size`` is per process, so the global
+        batch is ``batch_size * devices * num_nodes``. Prediction runs in each
+        process on one device.
+    strategy : str
+        Lightning's distribution strategy (``"auto"``, ``"ddp"``, ``"ddp_spawn"``, ...).
+    logger : {"csv", "tensorboard"}
+        Training curves as CSV (always) and, with ``"tensorboard"``, as
+        TensorBoard event files too.
     threads : int or None
         torch threads during training; None leaves torch's default.
     progress : bool or None
@@ -293,6 +304,10 @@ class TorchClassifier(ObjectClassifier):
         max_objects: int | None = None,
         num_workers: int = 0,
         accelerator: str = "auto",
+        devices: int = 1,
+        strategy: str = "auto",
+        num_nodes: int = 1,
+        logger: str = "csv",
         threads: int | None = None,
         progress: bool | None = None,
         deterministic: bool = True,
@@ -316,6 +331,10 @@ class TorchClassifier(ObjectClassifier):
         self.max_objects = max_objects
         self.num_workers = num_workers
         self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.num_nodes = num_nodes
+        self.logger = logger
         self.threads = threads
         self.progress = progress
         self.deterministic = deterministic
@@ -342,7 +361,7 @@ class TorchClassifier(ObjectClassifier):
         return {name: getattr(self, name) for name in self._param_names()}
 
     def _check_params(self) -> None:
-        for name in ("max_epochs", "batch_size", "eval_batch_size"):
+        for name in ("max_epochs", "batch_size", "eval_batch_size", "devices", "num_nodes"):
             value = getattr(self, name)
             if name == "batch_size" and value is None and self._batch_size_from_data:
                 continue
@@ -352,6 +371,10 @@ class TorchClassifier(ObjectClassifier):
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.class_weight not in ("balanced", "none", None):
             raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+        from deeptao.training import LOGGERS
+
+        if self.logger not in LOGGERS:
+            raise ValueError(f"logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
         if not isinstance(self.members, int) or self.members < 1:
             raise ValueError(f"members must be a positive int, got {self.members!r}")
         if self.max_objects is not None and self.max_objects < 1:
@@ -367,6 +390,10 @@ class TorchClassifier(ObjectClassifier):
             monitor=self.monitor,
             limit_train_batches=self.limit_train_batches,
             accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            num_nodes=self.num_nodes,
+            logger=self.logger,
             progress=self.progress,
             deterministic=self.deterministic,
             threads=self.threads,

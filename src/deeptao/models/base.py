@@ -61,6 +61,15 @@ class ObjectClassifier:
         """
         raise NotImplementedError
 
+    def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
+        """Compute into ``cache``, once, what ``fit`` and ``predict_proba`` read beyond the images.
+
+        Light-curve features, nightly co-adds: built with ``workers``
+        processes here, where a caller can time them and run them once before
+        a distributed training, instead of inside the first fit. Nothing for a
+        model that reads the images only.
+        """
+
     def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, shape ``(len(rows), len(classes_))``."""
         raise NotImplementedError

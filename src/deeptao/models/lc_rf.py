@@ -85,6 +85,9 @@ class LightCurveForest(ObjectClassifier):
     def _settings(self) -> PhotometrySettings:
         return self.photometry if self.photometry is not None else PhotometrySettings()
 
+    def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
+        compute_features(cache, settings=self._settings(), workers=workers)
+
     def cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         """Feature matrix of the objects at ``rows`` (computed for the whole cache once, then read)."""
         table = compute_features(cache, settings=self._settings(), workers=self.workers)

@@ -303,6 +303,9 @@ class TaoNetClassifier(TorchClassifier):
     def _member(self, n_classes: int) -> nn.Module:
         return self._build_network(n_classes)  # no channels-last: the stamps are small and the GRU dominates
 
+    def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
+        open_sequences(cache, self._settings(), workers=workers)
+
     # ------------------------------------------------------------------ features (taonet-lc)
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:

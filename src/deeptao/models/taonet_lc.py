@@ -52,6 +52,12 @@ class TaoNetLCClassifier(TaoNetClassifier):
     def _n_features(self) -> int:
         return len(_feature_names())
 
+    def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
+        from deeptao.lightcurves import compute_features
+
+        super().prepare_inputs(cache, workers=workers)
+        compute_features(cache, workers=workers)
+
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         from deeptao.lightcurves import compute_features
 
