@@ -68,6 +68,21 @@ def test_transient_metadata_and_identity(tmp_path):
     assert "TTYPE1" not in obj.header  # structure is not metadata
 
 
+def test_header_keywords_are_read_whatever_their_case(tmp_path):
+    path = write_release_file(tmp_path, label="SN", n=8, n_images_card=6)
+    upper = read_object(path)
+    raw = path.read_bytes()
+    for card in (b"N_IMAGES", b"RA_(J2000)", b"CRTS_ID "):
+        assert card in raw
+        raw = raw.replace(card, card.lower())
+    path.write_bytes(raw)
+    obj = read_object(path)
+    assert obj.header["RA_(J2000)"] == "10:00:29.52" and obj.ra == pytest.approx(150.123, abs=1e-3)
+    assert obj.crts_id == upper.crts_id is not None
+    assert obj.header == upper.header
+    assert obj.faults == upper.faults == (ReadFault(None, None, "N_IMAGES is 6 but the file has 8 image HDUs"),)
+
+
 def test_non_transient_groups_with_its_parent(tmp_path):
     path = write_release_file(tmp_path, label="NON", name="nonCSS:150.12+7.1899", parent="CSS090101:100000+070000")
     obj = read_object(path)

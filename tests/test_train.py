@@ -293,3 +293,28 @@ def test_two_cpu_processes_with_gloo_train_a_model_predict_reads(survey, tmp_pat
     files = sorted(str(p) for p in (survey / "release").rglob("*.fits"))[:2]
     assert main(["predict", str(out), *files, "--out", str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_the_inputs_lock_lets_one_process_build_while_the_others_wait(tmp_path):
+    import threading
+    import time
+
+    from deeptao.experiment import _inputs_lock
+
+    events = []
+
+    def build(name, hold):
+        with _inputs_lock(tmp_path):
+            events.append((name, "in", time.perf_counter()))
+            time.sleep(hold)
+            events.append((name, "out", time.perf_counter()))
+
+    first = threading.Thread(target=build, args=("first", 0.3))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=build, args=("second", 0.0))
+    second.start()
+    first.join()
+    second.join()
+    assert [(n, e) for n, e, _ in events] == [("first", "in"), ("first", "out"), ("second", "in"), ("second", "out")]
+    assert (tmp_path / ".inputs.lock").exists()

@@ -7,6 +7,7 @@ from deeptao.io._exposures import (
     duplicate_exposures,
     first_nights,
     order_exposures,
+    order_objects,
 )
 from deeptao.io._reader import (
     IMAGE_SHAPE,
@@ -26,6 +27,7 @@ __all__ = [
     "duplicate_exposures",
     "first_nights",
     "order_exposures",
+    "order_objects",
     "IMAGE_SHAPE",
     "ReadFault",
     "TaoFormatError",

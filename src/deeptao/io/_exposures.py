@@ -15,9 +15,11 @@ must see the same exposures.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
-__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "first_nights", "NIGHT_GAP_DAYS"]
+__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "order_objects", "first_nights", "NIGHT_GAP_DAYS"]
 
 #: exposures closer than this many days (chained) make one night
 NIGHT_GAP_DAYS = 0.5
@@ -69,6 +71,24 @@ def order_exposures(images: np.ndarray, mjd: np.ndarray) -> tuple[np.ndarray, np
     order = np.argsort(mjd, kind="stable")
     images, mjd = images[order], mjd[order]
     return images, mjd, blank_images(images), duplicate_exposures(mjd)
+
+
+def order_objects(
+    items: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`order_exposures` of each ``(images, mjd)`` pair; an error names the object by its position.
+
+    Raises
+    ------
+    ValueError
+        ``"object k: ..."`` for the first pair that is not ``(n, H, W)`` images with one MJD each.
+    """
+    for k, (images, mjd) in enumerate(items):
+        try:
+            ordered = order_exposures(images, mjd)
+        except ValueError as exc:
+            raise ValueError(f"object {k}: {exc}") from None
+        yield ordered
 
 
 def first_nights(

@@ -100,14 +100,16 @@ def parse_header(raw: bytes) -> dict[str, Any]:
     """Every keyword card of a header block, HIERARCH and CONTINUE included.
 
     Commentary cards (COMMENT, HISTORY, blank) are dropped: they carry no
-    values the pipeline uses.
+    values the pipeline uses. Keywords are upper-cased, so that a writer that
+    broke the standard's upper case (``n_images``, ``hierarch ra_(j2000)``)
+    is read alike: FITS keywords do not depend on case.
     """
     cards: dict[str, Any] = {}
     last_key: str | None = None
     text = raw.decode("ascii", errors="replace")
     for i in range(0, len(text), CARD):
         card = text[i : i + CARD]
-        key = card[:8].rstrip()
+        key = card[:8].rstrip().upper()
         if key == "END":
             break
         if key == "CONTINUE" and last_key is not None and isinstance(cards.get(last_key), str):
@@ -120,7 +122,7 @@ def parse_header(raw: bytes) -> dict[str, Any]:
             if "=" not in body:
                 continue
             name, value = body.split("=", 1)
-            key = name.strip()
+            key = name.strip().upper()
             cards[key] = _parse_value(value)
             last_key = key
             continue

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeptao.data.datasets import passthrough
-from deeptao.io import order_exposures
+from deeptao.io import order_objects
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
 from deeptao.models.calibration import apply_temperature, fit_temperature
@@ -159,11 +159,7 @@ def array_sources(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[So
     ValueError
         If images are not ``(n, H, W)`` or ``mjd`` does not have one value per image.
     """
-    for k, (images, mjd) in enumerate(items):
-        try:
-            images, mjd, blank, _ = order_exposures(images, mjd)
-        except ValueError as exc:
-            raise ValueError(f"object {k}: {exc}") from None
+    for images, mjd, blank, _ in order_objects(items):
         yield images, mjd, blank
 
 

@@ -117,14 +117,9 @@ class OnnxClassifier:
         ValueError
             If an object's images are not ``(n, H, W)`` or its MJDs do not match them.
         """
-        from deeptao.io import order_exposures
+        from deeptao.io import order_objects
 
-        sources = []
-        for k, (images, mjd) in enumerate(items):
-            try:
-                sources.append(order_exposures(images, mjd))
-            except ValueError as exc:
-                raise ValueError(f"object {k}: {exc}") from None
+        sources = list(order_objects(items))
         if not sources:
             return np.zeros((0, len(self.classes_)))
         if self.name == "seed-cnn":

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
-from deeptao.io import order_exposures
+from deeptao.io import order_objects
 from deeptao.models._registry import register_model
 from deeptao.models._torch import TorchClassifier, make_loader
 
@@ -355,12 +355,7 @@ class TaoNetClassifier(TorchClassifier):
     def predict_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Class probabilities for objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs."""
         self._prepare_inference()
-        sources = []
-        for k, (images, mjd) in enumerate(items):
-            try:
-                sources.append(order_exposures(images, mjd))
-            except ValueError as exc:
-                raise ValueError(f"object {k}: {exc}") from None
+        sources = list(order_objects(items))
         features = self._array_features(sources)
         settings = self._settings()
         nights = (object_nights(*src, settings) for src in sources)
