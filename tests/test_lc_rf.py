@@ -214,7 +214,7 @@ def test_load_refuses_other_files(tmp_path):
     with pytest.raises(ValueError, match="no such model file"):
         LightCurveForest.load(tmp_path / "missing.joblib")
     (tmp_path / "text.joblib").write_text("hello")
-    with pytest.raises(ValueError, match="not an lc-rf model file"):
+    with pytest.raises(ValueError, match="not a deeptao model file"):
         LightCurveForest.load(tmp_path / "text.joblib")
     import joblib
 

@@ -9,4 +9,5 @@ BUILTIN_MODULES = {
     "seed-cnn": "deeptao.models.seed_cnn",
     "taonet": "deeptao.models.taonet",
     "taonet-lc": "deeptao.models.taonet_lc",
+    "taonet+rf": "deeptao.models.fusion",
 }

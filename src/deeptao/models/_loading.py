@@ -58,6 +58,10 @@ def load_model(path: str | Path) -> Any:
         from deeptao.models._torch import load_model as load_torch
 
         return load_torch(path)
+    from deeptao.models.fusion import FORMAT as FUSED_FORMAT
     from deeptao.models.lc_rf import LightCurveForest
 
-    return LightCurveForest.load(path)
+    payload = LightCurveForest.read_payload(path)
+    if isinstance(payload, dict) and payload.get("format") == FUSED_FORMAT:
+        return payload["model"]
+    return LightCurveForest.from_payload(payload, path)

@@ -642,6 +642,12 @@ class TorchClassifier(ObjectClassifier):
 
     # ------------------------------------------------------------------ files
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (inside a fused model's file, into workers) without the prediction-time copy of the network."""
+        state = self.__dict__.copy()
+        state.pop("_predictor", None)
+        return state
+
     def save(self, path: str | Path) -> Path:
         """Write parameters, classes and best weights to one file; see :func:`load_model`."""
         self._check_fitted()

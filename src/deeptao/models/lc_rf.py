@@ -204,12 +204,21 @@ class LightCurveForest(ObjectClassifier):
         ValueError
             If the file is missing or was not written by :meth:`save`.
         """
+        return cls.from_payload(cls.read_payload(path), path)
+
+    @staticmethod
+    def read_payload(path: str | Path) -> Any:
+        """What a joblib model file holds (a pickle: load only files you trust); ValueError naming the file if unreadable."""
         try:
-            payload: Any = joblib.load(path)
+            return joblib.load(path)
         except FileNotFoundError:
             raise ValueError(f"{path}: no such model file") from None
         except Exception as exc:  # unpickling raises many types for foreign or damaged files
-            raise ValueError(f"{path}: not an lc-rf model file ({type(exc).__name__})") from None
+            raise ValueError(f"{path}: not a deeptao model file ({type(exc).__name__})") from None
+
+    @staticmethod
+    def from_payload(payload: Any, path: str | Path) -> LightCurveForest:
+        """The forest in a payload :meth:`save` wrote; ValueError naming ``path`` for anything else."""
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ValueError(f"{path}: not an lc-rf model file")
         return payload["model"]

@@ -1,0 +1,96 @@
+"""taonet+rf: the fusion rule, the weight chosen on validation, and the fitted model's file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeptao.models import create_model, load_model
+from deeptao.models.fusion import FUSION_WEIGHTS, choose_weight, fuse_probabilities
+
+TINY_NET = dict(crop=16, embed=16, hidden=8, max_epochs=1, views=1, progress=False, precision="32")
+
+
+def _random_proba(rng, n, k):
+    p = rng.random((n, k)) + 0.05
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_fusion_is_the_normalised_weighted_product():
+    rng = np.random.default_rng(0)
+    net, forest = _random_proba(rng, 7, 4), _random_proba(rng, 7, 4)
+    for w in (0.0, 0.5, 1.7):
+        expected = net * forest**w
+        expected /= expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(fuse_probabilities(net, forest, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(fuse_probabilities(net, forest, 0.0), net, rtol=1e-12)
+
+
+def test_a_forest_zero_is_a_strong_veto_not_an_infinite_one():
+    net = np.array([[0.9, 0.1]])
+    forest = np.array([[0.0, 1.0]])
+    fused = fuse_probabilities(net, forest, 1.0)
+    assert np.isfinite(fused).all() and fused[0, 1] > 0.99
+
+
+def test_the_weight_follows_the_member_that_is_right_on_validation():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200)
+    uniform = np.full((200, 3), 1 / 3)
+    right = np.full((200, 3), 0.1)
+    right[np.arange(200), y] = 0.8
+    wrong = np.roll(right, 1, axis=1)
+    assert choose_weight(uniform, right, y) == FUSION_WEIGHTS[-1]  # the forest alone knows: as much of it as allowed
+    assert choose_weight(right, wrong, y) == 0.0  # the forest misleads: left out
+    assert choose_weight(right, right, y) > 0.0  # agreeing and right: sharper together
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from deeptao.data.cache import open_cache, prepare
+    from deeptao.data.tasks import select_task
+    from deeptao.simulate import simulate_survey
+
+    root = tmp_path_factory.mktemp("fusion")
+    simulate_survey(root / "release", objects_per_class=5, seed=8, workers=1)
+    prepare(root / "release", root / "cache", workers=1)
+    cache = open_cache(root / "cache")
+    task = select_task("6class", cache.labels_array())
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(task.rows))
+    train, val = task.rows[order[:20]], task.rows[order[20:]]
+    y_all = np.full(len(cache), -1)
+    y_all[task.rows] = task.y
+    model = create_model("taonet+rf", network_params=TINY_NET, forest_params={"n_estimators": 30})
+    model.fit(cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], seed=0, workdir=root / "work")
+    return root, cache, model, val, y_all[val]
+
+
+def test_fit_chooses_weight_and_temperature_on_validation(fitted):
+    root, cache, model, val, y_val = fitted
+    p_net = model.network_.predict_proba(cache, val)
+    p_forest = model.forest_.predict_proba(cache, val)
+    assert model.weight_ == choose_weight(p_net, p_forest, y_val)
+    assert model.temperature_ > 0
+    proba = model.predict_proba(cache, val)
+    assert proba.shape == (len(val), 6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (root / "work" / "network" / "last.ckpt").is_file()
+
+
+def test_saved_model_predicts_alike_from_the_cache_and_from_arrays(fitted, tmp_path):
+    _, cache, model, val, _ = fitted
+    path = model.save(tmp_path / "model.joblib")
+    loaded = load_model(tmp_path)
+    assert type(loaded) is type(model) and loaded.weight_ == model.weight_
+    np.testing.assert_allclose(loaded.predict_proba(cache, val), model.predict_proba(cache, val), rtol=1e-6)
+    items = [(cache.object_images(int(r)), cache.object_mjd(int(r))) for r in val[:3]]
+    np.testing.assert_allclose(loaded.predict_proba_arrays(items), model.predict_proba(cache, val[:3]), rtol=1e-4, atol=1e-5)
+    assert path.stat().st_size > 0
+
+
+def test_bad_members_are_refused():
+    with pytest.raises(ValueError, match="network must be taonet, taonet-lc or seed-cnn"):
+        create_model("taonet+rf", network="lc-rf").prepare_inputs(None)
+    with pytest.raises(ValueError, match="forest_params must be a mapping"):
+        create_model("taonet+rf", forest_params=3)._check_params()
