@@ -5,7 +5,7 @@ DIR`` writes (validation and test probabilities of each fit) and prints, per
 model: the mean test macro F1 of its single fits, of the average of all its
 fits on a split (an ensemble), and of ``log p_net + w log p_lc-rf`` with the
 weight ``w`` in [0, 2] chosen on the validation log-loss (the test set chooses
-nothing).
+nothing): the rule of the ``taonet+rf`` model (:mod:`deeptao.models.fusion`).
 
     python benchmarks/bench_networks.py --cache C --models lc-rf taonet --save-proba P
     python benchmarks/late_fusion.py P
@@ -18,7 +18,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score, log_loss
+from sklearn.metrics import f1_score
+
+from deeptao.models.fusion import choose_weight, fuse_probabilities
 
 _FLOOR = 1e-9
 
@@ -28,16 +30,9 @@ def _macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _geometric_mean(probas: list[np.ndarray]) -> np.ndarray:
-    return _normalise(np.mean([np.log(np.clip(p, _FLOOR, 1.0)) for p in probas], axis=0))
-
-
-def _normalise(log_p: np.ndarray) -> np.ndarray:
+    log_p = np.mean([np.log(np.clip(p, _FLOOR, 1.0)) for p in probas], axis=0)
     p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
-
-
-def _fuse(net: np.ndarray, forest: np.ndarray, weight: float) -> np.ndarray:
-    return _normalise(np.log(np.clip(net, _FLOOR, 1.0)) + weight * np.log(np.clip(forest, _FLOOR, 1.0)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
                 with np.load(path) as z:
                     fits.setdefault(match[1], {}).setdefault(int(match[2]), []).append(dict(z))
     forest = {seed: runs[0] for seed, runs in fits.pop("lc-rf", {}).items()}
-    weights = np.linspace(0.0, 2.0, 21)
     if forest:
         print(f"lc-rf: {np.mean([_macro_f1(r['y_test'], r['test_proba']) for r in forest.values()]):.3f} on splits {sorted(forest)}")
     for model, by_seed in sorted(fits.items()):
@@ -64,10 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             ensemble.append(_macro_f1(y, test))
             if seed in forest:
                 f = forest[seed]
-                labels = np.arange(val.shape[1])
-                losses = [log_loss(y_val, _fuse(val, f["val_proba"], w), labels=labels) for w in weights]
-                w = float(weights[int(np.argmin(losses))])
-                fused.append((_macro_f1(y, _fuse(test, f["test_proba"], w)), w))
+                w = choose_weight(val, f["val_proba"], y_val)  # the rule of the taonet+rf model
+                fused.append((_macro_f1(y, fuse_probabilities(test, f["test_proba"], w)), w))
         line = f"{model}: splits {sorted(by_seed)}, fits per split {[len(r) for _, r in sorted(by_seed.items())]}; single {np.mean(single):.3f}, ensemble {np.mean(ensemble):.3f}"
         if fused:
             line += f", fused with lc-rf {np.mean([a for a, _ in fused]):.3f} (weights {[w for _, w in fused]})"

@@ -318,3 +318,25 @@ def test_the_inputs_lock_lets_one_process_build_while_the_others_wait(tmp_path):
     second.join()
     assert [(n, e) for n, e, _ in events] == [("first", "in"), ("first", "out"), ("second", "in"), ("second", "out")]
     assert (tmp_path / ".inputs.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "main_process"),
+    [
+        ({}, True),
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),
+        ({"RANK": "3", "LOCAL_RANK": "1"}, False),  # torchrun
+        ({"LOCAL_RANK": "1"}, False),  # a process Lightning started
+        ({"NODE_RANK": "1"}, False),  # the first process of the second machine
+        ({"SLURM_PROCID": "2", "SLURM_NTASKS": "4"}, False),
+        ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "LOCAL_RANK": "0"}, True),  # a one-task job
+    ],
+)
+def test_the_main_process_is_told_from_the_launchers_environment(monkeypatch, env, main_process):
+    from deeptao.training import is_main_process
+
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert is_main_process() is main_process

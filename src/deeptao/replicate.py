@@ -199,12 +199,15 @@ def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:
 
 
 def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
-    if model not in _NETWORKS:
+    """The network limits of ``opts`` as parameters of ``model`` (of its network, for taonet+rf)."""
+    if model not in (*_NETWORKS, "taonet+rf"):
         return {}
     kw: dict[str, Any] = {"max_epochs": opts.max_epochs, "max_objects": opts.max_objects}
     if opts.max_minutes:
         total = int(opts.max_minutes * 60)
         kw["max_time"] = f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    if model == "taonet+rf":
+        return {"network_params": {k: v for k, v in kw.items() if v is not None}}
     return kw
 
 

@@ -449,7 +449,11 @@ def fit_module(
         n_batches = len(train_loader)
         if isinstance(config.limit_train_batches, int):
             n_batches = min(n_batches, config.limit_train_batches)
+        on_gpu = config.accelerator in ("gpu", "cuda") or (config.accelerator == "auto" and torch.cuda.is_available())
         trainer = L.Trainer(
+            # batch statistics over the global batch, as one process would see them; torch
+            # synchronises batch norm on accelerators only, so on CPU each process normalises its own batch
+            sync_batchnorm=on_gpu and config.devices * config.num_nodes > 1,
             accelerator=config.accelerator,
             devices=config.devices,
             num_nodes=config.num_nodes,
