@@ -131,6 +131,12 @@ def test_printed_configuration_reads_back_unchanged(tmp_path, capsys):
     assert dump_spec(spec) == printed
 
 
+def test_a_models_defaults_print_without_a_cache(capsys):
+    assert main(["train", "--model", "lc-rf", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "cache: CACHE\n" in printed and "out: DIR\n" in printed and "n_estimators: 500\n" in printed
+
+
 def test_command_line_overrides_the_file_and_toml_is_read(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('model = "seed-cnn"\ncache = "C"\nout = "D"\nseed = 3\n[params]\nlr = 0.5\nbatch_size = 8\n')

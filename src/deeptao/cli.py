@@ -390,6 +390,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         params[name.strip().replace("-", "_")] = yaml.safe_load(text)
         flags[name.strip().replace("-", "_")] = f"--param {name.strip()}"
     run = {"model": args.model, "cache": args.cache, "out": args.out, "task": args.task, "seed": args.seed, "split": args.split}
+    if args.print_config and args.config is None:  # a model's defaults, to start a configuration from
+        run = {**run, "cache": run["cache"] or "CACHE", "out": run["out"] or "DIR"}
     spec = resolve_spec(config=args.config, run=run, params=params, flags=flags)
     if args.print_config:
         sys.stdout.write(dump_spec(spec))

@@ -767,7 +767,7 @@ def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
     return gaps
 
 
-MODEL_ORDER = ("seed-cnn", "taonet", "taonet-lc", "lc-rf")
+MODEL_ORDER = ("seed-cnn", "taonet", "taonet-lc", "taonet+rf", "lc-rf")
 """Reading order of the built-in models in tables and figures; other models follow."""
 
 
