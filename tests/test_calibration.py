@@ -68,3 +68,65 @@ def test_bad_input_is_refused(proba, y, message):
 def test_a_temperature_must_be_positive():
     with pytest.raises(ValueError, match="temperature"):
         apply_temperature(np.full((1, 2), 0.5), 0.0)
+
+
+# --------------------------------------------------------------------------- the prior shift
+
+
+def test_shift_to_prior_is_the_normalised_product_and_a_no_op_at_power_zero_or_uniform_prior():
+    from deeptao.models.calibration import shift_to_prior
+
+    rng = np.random.default_rng(2)
+    proba = softmax(rng.normal(0, 1.5, (40, 4)), axis=1)
+    prior = np.array([0.7, 0.2, 0.08, 0.02])
+    expected = proba * prior**0.5
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(shift_to_prior(proba, prior, 0.5), expected, rtol=1e-10)
+    np.testing.assert_allclose(shift_to_prior(proba, prior, 0.0), proba)
+    np.testing.assert_allclose(shift_to_prior(proba, np.full(4, 0.25), 1.0), proba, rtol=1e-10)
+    with pytest.raises(ValueError, match="one positive frequency per class"):
+        shift_to_prior(proba, np.array([0.5, 0.5]), 1.0)
+
+
+def _balanced_view(rng, n, prior):
+    """Labels drawn with frequencies ``prior`` and a network's probabilities as if trained class-balanced: p(c|x) / prior(c)."""
+    k = len(prior)
+    y = rng.choice(k, size=n, p=prior)
+    logits = rng.normal(0.0, 1.0, (n, k))
+    logits[np.arange(n), y] += 1.5  # evidence for the true class
+    posterior = softmax(logits + np.log(prior), axis=1)  # what a model of the natural frequencies says
+    balanced = posterior / prior
+    return balanced / balanced.sum(axis=1, keepdims=True), y
+
+
+def test_the_prior_power_chosen_on_validation_lifts_macro_f1_of_an_imbalanced_survey():
+    from sklearn.metrics import f1_score
+
+    from deeptao.models.calibration import PRIOR_POWERS, choose_prior_power, shift_to_prior
+
+    rng = np.random.default_rng(5)
+    prior = np.array([0.77, 0.08, 0.05, 0.05, 0.04, 0.01])  # NON-heavy, as the release
+    val, y_val = _balanced_view(rng, 3000, prior)
+    test, y_test = _balanced_view(rng, 3000, prior)
+    power = choose_prior_power(val, y_val, prior)
+    assert power in PRIOR_POWERS and power > 0
+
+    def macro(p, y):
+        return f1_score(y, p.argmax(axis=1), average="macro", labels=np.arange(6))
+
+    assert macro(shift_to_prior(test, prior, power), y_test) > macro(test, y_test) + 0.02
+    balanced_prior = np.full(6, 1 / 6)  # a balanced survey: every power ties, the smallest (none) is kept
+    assert choose_prior_power(val, y_val, balanced_prior) == 0.0
+
+
+def test_calibrate_proba_shifts_then_tempers():
+    from deeptao.models.calibration import calibrate_proba, shift_to_prior
+
+    rng = np.random.default_rng(6)
+    proba = softmax(rng.normal(0, 2, (10, 3)), axis=1)
+    prior = np.array([0.6, 0.3, 0.1])
+    np.testing.assert_allclose(
+        calibrate_proba(proba, temperature=2.0, prior=prior, prior_power=0.75),
+        apply_temperature(shift_to_prior(proba, prior, 0.75), 2.0),
+    )
+    np.testing.assert_allclose(calibrate_proba(proba), proba)

@@ -299,3 +299,31 @@ def test_a_calibration_temperature_is_applied_to_the_averaged_probabilities(run,
     expected = raw ** (1 / 2.5)
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["taonet", "seed-cnn"])
+def test_a_prior_shift_is_exported_as_the_torch_estimator_applies_it(name, run, exported, survey, tmp_path, monkeypatch):
+    """(p * prior ** a) ** (1 / T), renormalised: inside the graph for taonet, after pooling for seed-cnn."""
+    import copy
+
+    import deeptao.models._loading as loading
+    from deeptao.io import read_object
+    from deeptao.models.calibration import calibrate_proba
+    from deeptao.models.export import export_model
+
+    stage, model, _, _ = run[name]
+    shifted = copy.deepcopy(model)
+    k = len(model.classes_)
+    shifted.class_prior_ = tuple(np.linspace(1.0, 0.1, k) / np.linspace(1.0, 0.1, k).sum())
+    shifted.prior_power_ = 0.75
+    monkeypatch.setattr(loading, "load_model", lambda path: shifted)
+    path = export_model(stage, tmp_path / "shifted.onnx").path
+    card = json.loads(path.with_suffix(".json").read_text())["prediction"]
+    assert card["prior_power"] == 0.75 and card["class_prior"] == pytest.approx(list(shifted.class_prior_))
+    items = [(o.images, o.mjd) for o in (read_object(f) for f in survey[2][:3])]
+    np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), shifted.predict_proba_arrays(items), atol=2e-5)
+    # and the shift is really there: the plain export differs from it as the formula says
+    plain = load_model(exported[name]).predict_proba_arrays(items)
+    raw = calibrate_proba(plain, temperature=1.0 / model.temperature_)
+    expected = calibrate_proba(raw, temperature=model.temperature_, prior=np.asarray(shifted.class_prior_), prior_power=0.75)
+    np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=2e-5)

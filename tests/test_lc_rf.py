@@ -68,6 +68,30 @@ def test_lc_rf_fits_and_predicts_a_simulated_survey(simulated_cache, tmp_path):
     np.testing.assert_allclose(from_files, proba[:4])
 
 
+def test_validation_chooses_the_prior_shift_of_an_imbalanced_training_set(simulated_cache, tmp_path):
+    from deeptao.models.calibration import PRIOR_POWERS, shift_to_prior
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    non = CLASSES.index("NON")
+    # all NON objects and one of each other class train; the rest validate
+    train = np.concatenate([rows[y == non], [rows[y == c][0] for c in range(len(CLASSES)) if c != non]])
+    val = np.setdiff1d(rows, train)
+    model = LightCurveForest(n_estimators=40, n_jobs=1).fit(cache, train, y[train], classes=CLASSES, val_rows=val, y_val=y[val])
+    counts = np.bincount(y[train], minlength=len(CLASSES)) + 0.5
+    np.testing.assert_allclose(model.class_prior_, counts / counts.sum())
+    assert model.prior_power_ in PRIOR_POWERS
+    model.prior_power_ = 0.5  # whatever validation chose, prediction applies the shift it holds
+    raw = LightCurveForest.__dict__["_proba"](model, model.cache_features(cache, val))
+    np.testing.assert_allclose(model.predict_proba(cache, val), shift_to_prior(raw, np.asarray(model.class_prior_), 0.5))
+    unshifted = LightCurveForest(n_estimators=40, n_jobs=1, prior_shift=False).fit(cache, train, y[train], classes=CLASSES, val_rows=val, y_val=y[val])
+    assert unshifted.prior_power_ == 0.0
+    pytest.importorskip("skops")
+    again = LightCurveForest.load_skops(model.save_skops(tmp_path / "m.skops"))
+    np.testing.assert_allclose(again.predict_proba(cache, val), model.predict_proba(cache, val))
+
+
 def test_stored_light_curves_equal_direct_photometry(simulated_cache):
     cache = open_cache(simulated_cache)
     features = compute_features(cache)

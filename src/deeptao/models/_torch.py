@@ -31,7 +31,7 @@ from deeptao.data.datasets import passthrough
 from deeptao.io import order_objects
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
-from deeptao.models.calibration import apply_temperature, fit_temperature
+from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -61,7 +61,7 @@ Source = tuple[np.ndarray, np.ndarray, np.ndarray]
 # learns: a checkpoint made under other values of these may be resumed. (The
 # epoch count is not one of them: the learning-rate schedule spans it.)
 # (``devices`` and ``num_nodes`` are not: they multiply the global batch.)
-_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size", "calibrate", "members", "strategy", "logger"})
+_RUN_ONLY = frozenset({"max_time", "patience", "progress", "num_workers", "threads", "accelerator", "eval_batch_size", "calibrate", "members", "strategy", "logger", "prior_shift"})
 
 
 class MemberAverage(nn.Module):
@@ -269,6 +269,14 @@ class TorchClassifier(ObjectClassifier):
         (:mod:`deeptao.models.calibration`); every object-level probability
         the model predicts afterwards is calibrated by it (``temperature_``,
         1.0 without validation objects). Arg-max and F1 are unchanged.
+    prior_shift : bool
+        After training, and before the temperature, multiply the
+        probabilities by the training class frequencies to a power chosen
+        on the validation objects' macro F1
+        (:func:`deeptao.models.calibration.choose_prior_power`;
+        ``prior_power_``, 0 without validation objects). Undoes what the
+        balanced loss weights do to an imbalanced survey; a no-op on a
+        balanced one.
     """
 
     #: registry name, written into saved files so that loading rebuilds the right estimator
@@ -280,6 +288,9 @@ class TorchClassifier(ObjectClassifier):
     _batch_size_from_data: ClassVar[bool] = False
     #: the calibration temperature (1.0: none); fitted by ``fit`` on validation
     temperature_: float = 1.0
+    #: the training objects' class frequencies, and the power the prior shift raises them to (0: no shift)
+    class_prior_: tuple[float, ...] | None = None
+    prior_power_: float = 0.0
 
     def __init__(
         self,
@@ -310,6 +321,7 @@ class TorchClassifier(ObjectClassifier):
         precision: str = "auto",
         members: int = 1,
         calibrate: bool = True,
+        prior_shift: bool = True,
     ) -> None:
         self.max_epochs = max_epochs
         self.max_time = max_time
@@ -337,6 +349,7 @@ class TorchClassifier(ObjectClassifier):
         self.precision = precision
         self.members = members
         self.calibrate = calibrate
+        self.prior_shift = prior_shift
 
     # ------------------------------------------------------------------ parameters
 
@@ -565,19 +578,26 @@ class TorchClassifier(ObjectClassifier):
             data_digest=digest,
             data_summary=summary,
         )
-        self.temperature_ = 1.0
+        self.temperature_, self.prior_power_ = 1.0, 0.0
+        counts = np.bincount(y, minlength=len(classes)).astype(float)
+        self.class_prior_ = tuple(((counts + 0.5) / (counts + 0.5).sum()).tolist())  # never 0: a class absent from training
         has_val = val_rows is not None and len(val_rows) > 0
         self._after_training(cache, val_rows if has_val else None, y_val if has_val else None)
-        if has_val and self.calibrate:
-            self.temperature_ = fit_temperature(self.predict_proba(cache, val_rows), y_val)
+        if has_val and (self.calibrate or self.prior_shift):
+            raw = self.predict_proba(cache, val_rows)  # no shift, no temperature yet
+            if self.prior_shift:
+                self.prior_power_ = choose_prior_power(raw, y_val, np.asarray(self.class_prior_))
+            if self.calibrate:
+                self.temperature_ = fit_temperature(shift_to_prior(raw, np.asarray(self.class_prior_), self.prior_power_), y_val)
         return self
 
     def _after_training(self, cache: PreparedCache, val_rows: np.ndarray | None, y_val: np.ndarray | None) -> None:
         """Choices made on the validation objects (None: there are none) once the weights are final, before calibration."""
 
     def _calibrated(self, proba: np.ndarray) -> np.ndarray:
-        """Object-level probabilities under the fitted temperature."""
-        return proba if self.temperature_ == 1.0 else apply_temperature(proba, self.temperature_)
+        """Object-level probabilities after the fitted prior shift and temperature."""
+        prior = None if self.class_prior_ is None else np.asarray(self.class_prior_)
+        return calibrate_proba(proba, temperature=self.temperature_, prior=prior, prior_power=self.prior_power_)
 
     # ------------------------------------------------------------------ prediction
 
@@ -671,7 +691,11 @@ class TorchClassifier(ObjectClassifier):
 
     def _learned_state(self) -> dict[str, Any]:
         """Fitted state beside the weights (JSON-like values), saved with them; subclasses add theirs."""
-        return {"temperature_": float(self.temperature_)}
+        return {
+            "temperature_": float(self.temperature_),
+            "prior_power_": float(self.prior_power_),
+            "class_prior_": None if self.class_prior_ is None else [float(p) for p in self.class_prior_],
+        }
 
     def _restore(self, classes: Sequence[str], state_dict: dict[str, torch.Tensor], learned: dict[str, Any] | None = None) -> None:
         self.classes_ = tuple(classes)

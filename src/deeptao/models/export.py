@@ -234,6 +234,9 @@ def model_card(estimator: Any, *, source: Path, file: Path, format: str) -> dict
     temperature = getattr(estimator, "temperature_", None)
     if temperature is not None:
         prediction["temperature"] = float(temperature)
+    if getattr(estimator, "class_prior_", None) is not None and getattr(estimator, "prior_power_", 0.0):
+        prediction["class_prior"] = [float(p) for p in estimator.class_prior_]
+        prediction["prior_power"] = float(estimator.prior_power_)
     training = dict(getattr(estimator, "training_", None) or {})
     if name == "lc-rf" and hasattr(estimator, "seed_"):
         training.setdefault("seed", int(estimator.seed_))
@@ -366,6 +369,8 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     """The module to trace, an example input and its dynamic axes."""
     net = estimator.network_.float().eval()
     temperature = float(getattr(estimator, "temperature_", None) or 1.0)
+    prior, power = getattr(estimator, "class_prior_", None), float(getattr(estimator, "prior_power_", 0.0) or 0.0)
+    log_shift = torch.zeros(len(estimator.classes_)) if prior is None else power * torch.log(torch.as_tensor(prior, dtype=torch.float32))
     if estimator.name == "seed-cnn":
         example = (torch.zeros(2, 1, 64, 64),)
         return ImageGraph(net), example, ({0: torch.export.Dim("images", min=1)},)
@@ -376,7 +381,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     if estimator.uses_features:
         example.append(torch.zeros(2, estimator._n_features()))
         dynamic.append({0: batch})
-    return SequenceGraph(net, int(estimator.views), temperature), tuple(example), tuple(dynamic)
+    return SequenceGraph(net, int(estimator.views), temperature, log_shift), tuple(example), tuple(dynamic)
 
 
 def _torch_dihedral(t: torch.Tensor, code: int) -> torch.Tensor:
@@ -392,9 +397,11 @@ class SequenceGraph(nn.Module):
     The views are stacked along the batch, so the graph holds the network once.
     """
 
-    def __init__(self, net: nn.Module, views: int, temperature: float = 1.0) -> None:
+    def __init__(self, net: nn.Module, views: int, temperature: float = 1.0, log_shift: torch.Tensor | None = None) -> None:
         super().__init__()
         self.net, self.views, self.temperature = net, views, temperature
+        self.shifted = log_shift is not None and bool((log_shift != 0).any())
+        self.register_buffer("log_shift", torch.zeros(1) if log_shift is None else log_shift.float())
 
     def forward(
         self, x: torch.Tensor, ref: torch.Tensor, scalars: torch.Tensor, lengths: torch.Tensor, features: torch.Tensor | None = None
@@ -405,11 +412,14 @@ class SequenceGraph(nn.Module):
         repeated = None if features is None else features.repeat(v, 1)
         logits = self.net.forward_padded(xs, refs, scalars.repeat(v, 1, 1), lengths.repeat(v), repeated)
         proba = torch.softmax(logits.float(), dim=1).unflatten(0, (v, x.shape[0])).mean(dim=0)
-        if self.temperature == 1.0:
+        if self.temperature == 1.0 and not self.shifted:
             return proba
         # calibration as the torch estimator applies it, to the view-averaged probabilities:
-        # p ** (1 / T), renormalised, p floored at 1e-12
-        return torch.softmax(torch.log(proba.clamp(min=1e-12)) / self.temperature, dim=1)
+        # (p * prior ** a) ** (1 / T), renormalised, p floored at 1e-12 (deeptao.models.calibration)
+        log_p = torch.log(proba.clamp(min=1e-12))
+        if self.shifted:
+            log_p = log_p + self.log_shift
+        return torch.softmax(log_p / self.temperature, dim=1)
 
 
 class ImageGraph(nn.Module):

@@ -141,7 +141,7 @@ class FusedClassifier(ObjectClassifier):
             cache, rows, y, classes=classes, val_rows=val_rows, y_val=y_val, seed=seed,
             workdir=None if workdir is None else Path(workdir) / "network",
         )  # fmt: skip
-        forest.fit(cache, rows, y, classes=classes, seed=seed)
+        forest.fit(cache, rows, y, classes=classes, val_rows=val_rows, y_val=y_val, seed=seed)
         self.network_, self.forest_ = network, forest
         self.classes_ = tuple(network.classes_)
         self.weight_, self.temperature_ = 1.0, 1.0

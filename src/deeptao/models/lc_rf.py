@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, compute_features, features_from_arrays
 from deeptao.models._registry import register_model
 from deeptao.models.base import ObjectClassifier
+from deeptao.models.calibration import choose_prior_power, shift_to_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -38,6 +39,16 @@ _SKOPS_VERSION = 1
 # leaves sklearn's Tree out because its node arrays are not bounds-checked when
 # predicting; load_skops checks them itself (_check_trees) before any use.
 _SKOPS_TRUSTED = ("numpy.dtype", "sklearn.tree._tree.Tree")
+
+
+def _class_indices(y: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Labels given by name as indices into ``classes``; indices as they are."""
+    if y.dtype.kind not in "UO":
+        return y
+    unknown = sorted(set(y.tolist()) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among classes {classes}")
+    return np.array([classes.index(label) for label in y.tolist()], dtype=np.int64)
 
 
 class LightCurveForest(ObjectClassifier):
@@ -55,6 +66,11 @@ class LightCurveForest(ObjectClassifier):
         Cores used by the forest.
     workers : int, default=1
         Processes used to measure light curves when a cache has none stored yet.
+    prior_shift : bool, default=True
+        Move the balanced forest's probabilities toward the training class
+        frequencies by a power chosen on the validation objects
+        (:func:`deeptao.models.calibration.choose_prior_power`); a no-op on a
+        balanced survey.
     photometry : PhotometrySettings, optional
         Light-curve extraction settings; default :class:`PhotometrySettings()`.
     """
@@ -72,6 +88,7 @@ class LightCurveForest(ObjectClassifier):
         n_jobs: int = -1,
         workers: int = 1,
         photometry: PhotometrySettings | None = None,
+        prior_shift: bool = True,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_features = max_features
@@ -80,6 +97,7 @@ class LightCurveForest(ObjectClassifier):
         self.n_jobs = n_jobs
         self.workers = workers
         self.photometry = photometry
+        self.prior_shift = prior_shift
 
     # ------------------------------------------------------------------ features
     def _settings(self) -> PhotometrySettings:
@@ -109,24 +127,25 @@ class LightCurveForest(ObjectClassifier):
     ) -> LightCurveForest:
         """Fit on the objects at ``rows`` with class indices ``y`` into ``classes``.
 
-        A forest needs no validation data and no checkpoints (it fits in
-        seconds): ``val_rows`` and ``workdir`` are accepted, for the common
-        estimator signature, and unused. Save the fitted model with :meth:`save`.
+        A forest needs no checkpoints (it fits in seconds): ``workdir`` is
+        accepted, for the common estimator signature, and unused. The
+        validation objects choose the prior shift only (``prior_shift``; as
+        the networks do, :mod:`deeptao.models.calibration`). Save the fitted
+        model with :meth:`save`.
         """
         X = self.cache_features(cache, rows)
         self._fit_arrays(X, y, classes=classes, seed=seed)
+        if self.prior_shift and val_rows is not None and len(val_rows):
+            raw = self._proba(self.cache_features(cache, val_rows))
+            y_val = _class_indices(np.asarray(y_val), list(classes))
+            self.prior_power_ = choose_prior_power(raw, y_val, np.asarray(self.class_prior_))
         return self
 
     def _fit_arrays(self, X: np.ndarray, y: np.ndarray, *, classes: Sequence[str], seed: int) -> None:
         classes = list(classes)
-        y = np.asarray(y)
         if len(classes) < 2:
             raise ValueError(f"need at least two classes, got {classes!r}")
-        if y.dtype.kind in "UO":  # labels given by name
-            unknown = sorted(set(y.tolist()) - set(classes))
-            if unknown:
-                raise ValueError(f"labels {unknown} are not among classes {classes}")
-            y = np.array([classes.index(label) for label in y.tolist()], dtype=np.int64)
+        y = _class_indices(np.asarray(y), classes)
         if y.shape != (len(X),):
             raise ValueError(f"y has shape {y.shape}, expected ({len(X)},) to match rows")
         if y.dtype.kind not in "iu" or y.min(initial=0) < 0 or y.max(initial=0) >= len(classes):
@@ -150,16 +169,25 @@ class LightCurveForest(ObjectClassifier):
         self.classes_ = classes
         self.feature_names_ = list(FEATURE_NAMES)
         self.seed_ = seed
+        counts = np.bincount(y, minlength=len(classes)).astype(float)
+        self.class_prior_ = ((counts + 0.5) / (counts + 0.5).sum()).tolist()  # never 0: see the networks'
+        self.prior_power_ = 0.0
 
     def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        return self._proba(self.cache_features(cache, rows))
+        return self._shifted(self._proba(self.cache_features(cache, rows)))
 
     def predict_proba_arrays(self, sequences: Iterable[tuple[np.ndarray, ...]]) -> np.ndarray:
         """Probabilities for image sequences outside any cache: ``(images, mjd[, blank[, duplicate]])`` each."""
         self._check_fitted()
         table = features_from_arrays(sequences, settings=self._settings())
-        return self._proba(table[self.feature_names_].to_numpy(dtype=np.float64))
+        return self._shifted(self._proba(table[self.feature_names_].to_numpy(dtype=np.float64)))
+
+    def _shifted(self, proba: np.ndarray) -> np.ndarray:
+        """The fitted prior shift (none for a model saved before it existed)."""
+        prior = getattr(self, "class_prior_", None)
+        power = getattr(self, "prior_power_", 0.0)
+        return proba if prior is None or power == 0 or not len(proba) else shift_to_prior(proba, np.asarray(prior), power)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros((len(X), len(self.classes_)))
@@ -244,6 +272,7 @@ class LightCurveForest(ObjectClassifier):
             "seed": int(self.seed_),
             "params": json.dumps({k: v for k, v in self.get_params().items() if k != "photometry"}),
             "photometry": json.dumps(dataclasses.asdict(self._settings())),
+            "learned": json.dumps({"class_prior_": getattr(self, "class_prior_", None), "prior_power_": getattr(self, "prior_power_", 0.0)}),
             "card": json.dumps(card or {}),
         }
         sio.dump(payload, path)
@@ -295,6 +324,8 @@ class LightCurveForest(ObjectClassifier):
         model.feature_names_ = list(payload["feature_names"])
         model.seed_ = int(payload["seed"])
         model.card_ = json.loads(payload["card"])
+        for name, value in json.loads(payload.get("learned", "{}")).items():
+            setattr(model, name, value)
         return model
 
 

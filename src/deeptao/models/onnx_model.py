@@ -189,9 +189,11 @@ class OnnxClassifier:
         if not owner:
             return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
         proba = pool(np.concatenate(log_proba), np.concatenate(owner), n, self.card["prediction"]["pooling"])
-        temperature = float(self.card["prediction"].get("temperature", 1.0))
-        if temperature != 1.0:  # the pooled probabilities, calibrated as the torch estimator calibrates them
-            from deeptao.models.calibration import apply_temperature
+        from deeptao.models.calibration import calibrate_proba
 
-            proba = apply_temperature(proba, temperature)
-        return proba
+        prediction = self.card["prediction"]  # the pooled probabilities, calibrated as the torch estimator calibrates them
+        prior = prediction.get("class_prior")
+        return calibrate_proba(
+            proba, temperature=float(prediction.get("temperature", 1.0)),
+            prior=None if prior is None else np.asarray(prior), prior_power=float(prediction.get("prior_power", 0.0)),
+        )  # fmt: skip
