@@ -117,6 +117,8 @@ def test_the_prior_power_chosen_on_validation_lifts_macro_f1_of_an_imbalanced_su
     assert macro(shift_to_prior(test, prior, power), y_test) > macro(test, y_test) + 0.02
     balanced_prior = np.full(6, 1 / 6)  # a balanced survey: every power ties, the smallest (none) is kept
     assert choose_prior_power(val, y_val, balanced_prior) == 0.0
+    nearly = np.array([0.19, 0.17, 0.17, 0.16, 0.16, 0.15])  # a group split of a balanced survey: not shifted
+    assert choose_prior_power(val, y_val, nearly) == 0.0
 
 
 def test_calibrate_proba_shifts_then_tempers():

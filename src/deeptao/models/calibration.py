@@ -29,8 +29,10 @@ gives the posterior under the training frequencies. Macro F1 usually peaks in
 between. A negative ``a`` moves the other way, for a learner whose balancing
 falls short (the forest at release size, before the shift, found a tenth of
 the blazars). ``a`` is chosen from :data:`PRIOR_POWERS` on the validation
-objects' macro F1, ties going to the power nearest 0; with uniform
-frequencies every ``a`` gives the same probabilities and nothing changes.
+objects' macro F1, ties going to the power nearest 0. On a survey balanced
+by construction (no class twice as frequent as another in training,
+:data:`PRIOR_IMBALANCE`) there is nothing to undo, and choosing ``a`` would
+only fit the noise of a small validation set: the power stays 0.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "apply_temperature",
     "TEMPERATURE_RANGE",
     "PRIOR_POWERS",
+    "PRIOR_IMBALANCE",
     "shift_to_prior",
     "choose_prior_power",
     "calibrate_proba",
@@ -51,6 +54,8 @@ __all__ = [
 TEMPERATURE_RANGE = (0.05, 20.0)
 #: the powers of the training class frequencies validation chooses among
 PRIOR_POWERS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+#: the ratio of the most to the least frequent training class below which no shift is chosen
+PRIOR_IMBALANCE = 2.0
 _FLOOR = 1e-12
 
 
@@ -128,7 +133,8 @@ def choose_prior_power(proba: np.ndarray, y: np.ndarray, prior: np.ndarray, powe
     from sklearn.metrics import f1_score
 
     y = np.asarray(y, dtype=np.int64)
-    if len(y) == 0:
+    prior = np.asarray(prior, dtype=np.float64)
+    if len(y) == 0 or prior.max() < PRIOR_IMBALANCE * prior.min():
         return 0.0
     labels = np.arange(np.asarray(proba).shape[1])
     nearest_first = sorted(powers, key=lambda a: (abs(a), a))
