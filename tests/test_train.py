@@ -170,6 +170,7 @@ def test_lc_rf_settings_dataclass_round_trips(tmp_path):
         ("model: taonet\nout: D\n", "no cache"),
         ("model: [taonet\n", "not valid YAML (line 2"),
         ("- taonet\n", "a configuration is a mapping"),
+        ("", "no model: give --model or 'model:' in "),  # an empty file
     ],
 )
 def test_bad_configurations_are_refused_in_one_line(tmp_path, text, message):
@@ -253,11 +254,13 @@ def _foreign_split(survey, tmp_path):
         (["--model", "taonet", "--cache", "NOTACACHE"], "NOTACACHE"),
         (["--model", "taonet", "--split", "FOREIGN"], "1 objects are not in the cache"),
         (["--model", "taonet", "--split", "MISSING.csv"], "no such split file"),
+        (["--model", "taonet", "--split", "EMPTY.csv"], "EMPTY.csv: not a readable split table"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_folder(survey, tmp_path, capsys, extra, message):
     out = tmp_path / "never"
-    extra = [str(_foreign_split(survey, tmp_path)) if e == "FOREIGN" else str(tmp_path / e) if e in ("NOTACACHE", "MISSING.csv") else e for e in extra]
+    (tmp_path / "EMPTY.csv").write_text("")
+    extra = [str(_foreign_split(survey, tmp_path)) if e == "FOREIGN" else str(tmp_path / e) if e in ("NOTACACHE", "MISSING.csv", "EMPTY.csv") else e for e in extra]
     args = ["train", "--cache", str(survey / "cache"), "--out", str(out), *TINY[:2]]
     if "--cache" in extra:
         args = ["train", "--out", str(out), *TINY[:2]]

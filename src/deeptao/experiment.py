@@ -112,17 +112,15 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- parameters
 
 
-def _estimator_type(model: str) -> type:
+def _default_estimator(model: str) -> Any:
     from deeptao.models import get_model_builder
 
-    return type(get_model_builder(model)())
+    return get_model_builder(model)()
 
 
 def model_parameters(model: str) -> dict[str, Any]:
     """Every constructor parameter of ``model`` with its default, in the constructor's order."""
-    from deeptao.models import get_model_builder
-
-    return dict(get_model_builder(model)().get_params())
+    return dict(_default_estimator(model).get_params())
 
 
 def _parameter_hints(cls: type) -> dict[str, Any]:
@@ -247,7 +245,7 @@ def resolve_spec(
     merged.update({k: v for k, v in (run or {}).items() if v is not None})
     for key in ("model", "cache", "out"):
         if merged.get(key) in (None, ""):
-            raise ConfigError(f"no {key}: give --{key} or '{key}:' in a configuration file")
+            raise ConfigError(f"no {key}: give --{key} or '{key}:' in {where_file or 'a configuration file'}")
 
     from deeptao.data.tasks import DEFAULT_TASK, task_classes
     from deeptao.models import list_models
@@ -262,8 +260,9 @@ def resolve_spec(
         raise ConfigError(str(exc)) from None
     seed = _coerce("seed", merged.get("seed") if merged.get("seed") is not None else 0, int, where_file or "seed")
 
-    defaults = model_parameters(model)
-    hints = _parameter_hints(_estimator_type(model))
+    default = _default_estimator(model)
+    defaults = dict(default.get_params())
+    hints = _parameter_hints(type(default))
     file_params = file.get("params") or {}
     if not isinstance(file_params, dict):
         raise ConfigError(f"{where_file}: params must be a mapping of {model}'s parameters")
@@ -322,7 +321,9 @@ def check_devices(params: Mapping[str, Any]) -> None:
     accelerator = str(params.get("accelerator", "auto"))
     import torch
 
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+    from deeptao.training import uses_gpu
+
+    if uses_gpu(accelerator):
         available, kind = torch.cuda.device_count(), "GPU"
         if available == 0:
             raise ConfigError(f"accelerator {accelerator}: this machine has no GPU")

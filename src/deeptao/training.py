@@ -55,6 +55,7 @@ __all__ = [
     "balanced_class_weights",
     "TrainingResumeWarning",
     "is_main_process",
+    "uses_gpu",
     "LOGGERS",
 ]
 
@@ -126,6 +127,11 @@ class TrainConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     logger: str = "csv"
+
+
+def uses_gpu(accelerator: str) -> bool:
+    """Whether training under Lightning's ``accelerator`` runs on GPUs: asked for, or ``"auto"`` with one present."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def is_main_process() -> bool:
@@ -449,7 +455,7 @@ def fit_module(
         n_batches = len(train_loader)
         if isinstance(config.limit_train_batches, int):
             n_batches = min(n_batches, config.limit_train_batches)
-        on_gpu = config.accelerator in ("gpu", "cuda") or (config.accelerator == "auto" and torch.cuda.is_available())
+        on_gpu = uses_gpu(config.accelerator)
         trainer = L.Trainer(
             # batch statistics over the global batch, as one process would see them; torch
             # synchronises batch norm on accelerators only, so on CPU each process normalises its own batch

@@ -279,7 +279,10 @@ def read_split(path: str | Path, object_ids: Sequence[str] | np.ndarray) -> np.n
         was written for another cache) or names an unknown split.
     """
     path = Path(path)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable split table ({' '.join(str(exc).split())})") from None
     missing_cols = {"object_id", "split"} - set(table.columns)
     if missing_cols:
         raise ValueError(f"{path}: missing columns {sorted(missing_cols)}")
