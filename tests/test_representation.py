@@ -181,3 +181,23 @@ def test_night_dataset_batches_pad_flip_and_thin_alike_in_every_process():
     for a, b in zip(serial, parallel, strict=True):
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_time_crop_keeps_one_contiguous_run_of_at_least_the_fraction():
+    cache = _fake_cache()
+    store = build_sequences(cache)
+    ds = NightDataset(store, np.arange(len(cache)), time_crop=0.6)
+    plain = ds[3]
+    n = len(plain["x"])
+    spans = set()
+    for seed in range(40):
+        cut = ds[(3, 0, seed)]["x"]
+        k = len(cut)
+        assert np.ceil(0.6 * n) <= k <= n
+        starts = [s for s in range(n - k + 1) if np.array_equal(plain["x"][s : s + k], cut)]
+        assert starts, "the kept nights are not one contiguous run"
+        spans.add((starts[0], k))
+    assert len(spans) > 1  # the run moves from draw to draw
+    np.testing.assert_array_equal(ds[(3, 0, -1)]["x"], plain["x"])  # evaluation keys keep every night
+    with pytest.raises(ValueError, match="time_crop"):
+        NightDataset(store, np.arange(len(cache)), time_crop=0.0)

@@ -161,6 +161,10 @@ class NightDataset(Dataset):
         Training only: Gaussian noise of this many times each night's own noise
         is added to its co-add, so that no two epochs show an object's pixels
         alike and the network cannot learn a field by heart.
+    time_crop : float, default=1
+        Training only: below 1, each draw keeps one contiguous run of the
+        object's nights, its length uniform between this fraction of them and
+        all of them, so that the network meets histories cut at either end.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class NightDataset(Dataset):
         *,
         night_dropout: float = 0.0,
         noise: float = 0.0,
+        time_crop: float = 1.0,
     ) -> None:
         self.store = store
         self.object_rows = np.asarray(object_rows, dtype=np.int64)
@@ -187,6 +192,9 @@ class NightDataset(Dataset):
         if not noise >= 0.0:
             raise ValueError(f"noise must be >= 0, got {noise!r}")
         self.noise = float(noise)
+        if not 0.0 < time_crop <= 1.0:
+            raise ValueError(f"time_crop must be in (0, 1], got {time_crop!r}")
+        self.time_crop = float(time_crop)
         self.lengths = store.lengths[self.object_rows]
 
     def __len__(self) -> int:
@@ -198,10 +206,19 @@ class NightDataset(Dataset):
         keep = None
         if drop_seed >= 0 and len(obj):
             rng = np.random.default_rng(drop_seed)
-            if self.night_dropout > 0 and len(obj) > 1:
-                keep = rng.random(len(obj)) >= self.night_dropout
+            n = len(obj)
+            window = np.ones(n, bool)
+            if self.time_crop < 1.0 and n > 1:
+                span = int(rng.integers(max(1, math.ceil(self.time_crop * n)), n + 1))
+                start = int(rng.integers(0, n - span + 1))
+                window[:] = False
+                window[start : start + span] = True
+            if self.night_dropout > 0 and n > 1:
+                keep = window & (rng.random(n) >= self.night_dropout)
                 if not keep.any():
-                    keep[rng.integers(len(obj))] = True
+                    keep[rng.choice(np.flatnonzero(window))] = True
+            elif not window.all():
+                keep = window
             if self.noise > 0:
                 extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
                 extra *= (self.noise * obj.night_noise)[:, None, None]

@@ -218,6 +218,9 @@ class TaoNetClassifier(TorchClassifier):
     noise : float, default=0.5
         Training: Gaussian noise of this many times each night's own noise is
         added to its co-add (a fresh draw every epoch).
+    time_crop : float, default=1.0
+        Training: below 1, each epoch shows a contiguous run of each object's
+        nights, between this fraction of them and all of them.
     views : int, default=8
         Flips/rotations averaged at prediction (1: the image as it is).
     max_epochs : int, default=12
@@ -253,6 +256,7 @@ class TaoNetClassifier(TorchClassifier):
         dropout: float = 0.5,
         night_dropout: float = 0.1,
         noise: float = 0.5,
+        time_crop: float = 1.0,
         views: int = _N_VIEWS,
         max_epochs: int = 12,
         batch_size: int | None = None,
@@ -274,6 +278,7 @@ class TaoNetClassifier(TorchClassifier):
         self.dropout = dropout
         self.night_dropout = night_dropout
         self.noise = noise
+        self.time_crop = time_crop
         self.views = views
 
     def _check_params(self) -> None:
@@ -287,6 +292,8 @@ class TaoNetClassifier(TorchClassifier):
             raise ValueError(f"views must be an int in [1, {_N_VIEWS}], got {self.views!r}")
         if not 0.0 <= self.night_dropout < 1.0:
             raise ValueError(f"night_dropout must be in [0, 1), got {self.night_dropout!r}")
+        if not 0.0 < self.time_crop <= 1.0:
+            raise ValueError(f"time_crop must be in (0, 1], got {self.time_crop!r}")
 
     def _settings(self) -> SequenceSettings:
         return SequenceSettings(crop=self.crop)
@@ -332,7 +339,8 @@ class TaoNetClassifier(TorchClassifier):
         features = self._cache_features(cache, rows)
         if features is not None:
             self._fit_features(features)
-        train_set = NightDataset(store, rows, y, features, night_dropout=self.night_dropout, noise=self.noise)
+        train_set = NightDataset(store, rows, y, features, night_dropout=self.night_dropout, noise=self.noise,
+                                 time_crop=self.time_crop)
         batch_size = self.batch_size or int(np.clip(math.ceil(len(rows) / 40), 16, 32))
         sampler = ObjectBatchSampler(len(train_set), batch_size, train=True, seed=seed)
         train_loader = make_loader(train_set, sampler, self.num_workers, seed)
