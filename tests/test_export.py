@@ -115,7 +115,7 @@ def test_padded_forward_equals_the_packed_forward():
         if isinstance(module, torch.nn.BatchNorm2d):  # statistics away from the identity, so that BN matters
             module.running_mean.normal_()
             module.running_var.uniform_(0.5, 2.0)
-    x, ref, scalars = torch.randn(4, 9, 2, 16, 16), torch.randn(4, 1, 16, 16), torch.randn(4, 9, 5)
+    x, ref, scalars = torch.randn(4, 9, 2, 16, 16), torch.randn(4, 1, 16, 16), torch.randn(4, 9, net.n_scalars)
     features = torch.randn(4, 4)
     features[1, 2] = float("nan")
     lengths = torch.tensor([9, 3, 1, 5])  # the padding holds noise, not zeros: it must not leak in

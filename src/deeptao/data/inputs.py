@@ -125,7 +125,7 @@ def night_arrays(
 def pad_nights(items: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """A batch of :func:`night_arrays` items, night sequences zero-padded to the longest.
 
-    ``x`` (B, T, 2, c, c), ``ref`` (B, 1, c, c), ``scalars`` (B, T, 5) float32;
+    ``x`` (B, T, 2, c, c), ``ref`` (B, 1, c, c), ``scalars`` (B, T, S) float32;
     ``lengths`` (B,) int64 says where each object's nights end; ``features``
     (B, F) float32 when the items carry them.
     """

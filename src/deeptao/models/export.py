@@ -376,7 +376,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
         return ImageGraph(net), example, ({0: torch.export.Dim("images", min=1)},)
     crop = estimator.crop
     batch, nights = torch.export.Dim("batch", min=1), torch.export.Dim("nights", min=1)
-    example = [torch.zeros(2, 3, 2, crop, crop), torch.zeros(2, 1, crop, crop), torch.zeros(2, 3, 5), torch.tensor([3, 2])]
+    example = [torch.zeros(2, 3, 2, crop, crop), torch.zeros(2, 1, crop, crop), torch.zeros(2, 3, net.n_scalars), torch.tensor([3, 2])]
     dynamic: list[dict[int, Any]] = [{0: batch, 1: nights}, {0: batch}, {0: batch, 1: nights}, {0: batch}]
     if estimator.uses_features:
         example.append(torch.zeros(2, estimator._n_features()))

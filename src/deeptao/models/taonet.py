@@ -108,6 +108,7 @@ class TaoNet(nn.Module):
         n_features: int = 0,
     ) -> None:
         super().__init__()
+        self.n_scalars = n_scalars
         self.night_encoder = StampEncoder(2, crop=crop, embed=embed)
         self.reference_encoder = StampEncoder(1, crop=crop, embed=embed // 2)
         self.night_input = nn.Sequential(nn.Linear(embed + n_scalars, embed), nn.ReLU(inplace=True))
