@@ -6,10 +6,16 @@ the night's forced photometry, noise, gap and exposure count; per object the
 reference itself. The parts, and why:
 
 - **Night encoder**: a small CNN on the two channels, at full resolution for
-  its first layer and then pooled twice; its last map (8 x 8 for the default
-  32-pixel crop) is flattened, not averaged, so where a residual sits — on the
+  its first layer and then pooled twice; its last map (3 x 3 for the default
+  12-pixel crop) is flattened, not averaged, so where a residual sits — on the
   nucleus, 2 px off the host's centre, a dipole from a moving star — survives
   into the encoding.
+- **A small stamp**: the central 12 x 12 pixels (about 30 arcsec at CSS's 2.5 arcsec a
+  pixel) hold the object, its host and a moving star's first years; the
+  rest of the cutout is field stars and galaxies, which say nothing of the
+  class but let a network tell its few hundred training fields apart. On a
+  survey of 300 objects per class the 12-pixel stamp scored 0.657 macro F1
+  against 0.651 for 16 pixels and 0.623 for 32, three splits each.
 - **Reference branch**: the same kind of CNN on the reference alone, for
   morphology (a point-like blazar, an AGN in an extended host, a bare field
   for a CV in quiescence).
@@ -64,7 +70,7 @@ class StampEncoder(nn.Module):
     About 4 MFLOP per 32 x 32 stamp: it runs on every night of every object.
     """
 
-    def __init__(self, in_channels: int, *, crop: int = 32, width: int = 16, embed: int = 64) -> None:
+    def __init__(self, in_channels: int, *, crop: int = 12, width: int = 16, embed: int = 64) -> None:
         super().__init__()
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -100,7 +106,7 @@ class TaoNet(nn.Module):
         self,
         n_classes: int,
         *,
-        crop: int = 32,
+        crop: int = 12,
         embed: int = 64,
         hidden: int = 48,
         dropout: float = 0.3,
@@ -207,8 +213,9 @@ class TaoNetClassifier(TorchClassifier):
 
     Parameters
     ----------
-    crop : int, default=32
-        Side of the central square the representation keeps.
+    crop : int, default=12
+        Side of the central square the representation keeps (even, 8..64; a
+        multiple of 4 keeps the encoder's pooling exact).
     embed, hidden : int, default=64, 48
         Night encoding size and GRU state size (each direction).
     dropout : float, default=0.5
@@ -251,7 +258,7 @@ class TaoNetClassifier(TorchClassifier):
     def __init__(
         self,
         *,
-        crop: int = 32,
+        crop: int = 12,
         embed: int = 64,
         hidden: int = 48,
         dropout: float = 0.5,
