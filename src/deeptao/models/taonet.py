@@ -34,8 +34,8 @@ set within about ten epochs: the defaults (12 epochs under a cosine schedule,
 weight decay 0.2, dropout 0.5, label smoothing 0.1, noise of half each night's
 own noise) end the schedule where overfitting began. On a simulated survey of
 300 objects per class (three group splits) it scores 6-class macro F1
-0.623 ± 0.032 against the light-curve forest's 0.555 ± 0.016, each fit in
-under two minutes on two CPU cores (``docs/benchmarks.md``).
+0.657 ± 0.016 against the light-curve forest's 0.555 ± 0.016, each fit in
+about 1.5 minutes on two CPU cores (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ _N_VIEWS = 8
 class StampEncoder(nn.Module):
     """conv-BN-ReLU at full size, pool, conv, pool, conv; a 1 x 1 squeeze; flatten; linear to ``embed``.
 
-    About 4 MFLOP per 32 x 32 stamp: it runs on every night of every object.
+    About 4 MFLOP per 32 x 32 stamp, 0.6 per 12 x 12: it runs on every night of every object.
     """
 
     def __init__(self, in_channels: int, *, crop: int = 12, width: int = 16, embed: int = 64) -> None:
