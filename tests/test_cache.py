@@ -39,7 +39,7 @@ def _check_against_reader(cache_dir: Path, paths: list[Path]) -> None:
         row = cache.objects.iloc[i]
         assert (row.object_id, row.label, row.group, row.n_images) == (obj.object_id, obj.label, obj.group, len(obj))
         images = cache.object_images(i)
-        assert images.dtype == np.uint16 and isinstance(images, np.memmap)
+        assert images.dtype == np.uint16 and not isinstance(images, np.memmap)  # read, not mapped: RSS stays what is asked for
         np.testing.assert_array_equal(images, obj.images)
         np.testing.assert_array_equal(cache.object_mjd(i), obj.mjd)
         rows = cache.images.iloc[row.image_start : row.image_start + row.n_images]
@@ -370,3 +370,28 @@ def test_one_file_name_in_two_class_folders_and_an_all_bad_survey(tmp_path):
     assert len(empty) == 0 and len(empty.images) == 0
     assert {"object", "mjd", "blank"} <= set(empty.images.columns)
     assert {"object_id", "label", "part", "image_start"} <= set(empty.objects.columns)
+
+
+def test_reads_survive_pickling_closing_and_name_a_truncated_part(tmp_path):
+    import pickle
+
+    paths = _survey(tmp_path / "survey", n_objects=4)
+    prepare(tmp_path / "survey", tmp_path / "cache", workers=1, files_per_part=2)
+    with open_cache(tmp_path / "cache") as cache:
+        by_path = {p: i for i, p in enumerate(cache.objects["path"])}
+        i = by_path[str(paths[-1])]
+        expected = read_object(paths[-1]).images
+        first = cache.object_images(i)
+        first[:] = 0  # a fresh array: writing to it changes nothing on disk or in later reads
+        np.testing.assert_array_equal(cache.object_images(i), expected)
+        copy = pickle.loads(pickle.dumps(cache))
+        np.testing.assert_array_equal(copy.object_images(i), expected)
+        cache.close()
+        np.testing.assert_array_equal(cache.object_images(i), expected)  # reopened on demand
+        part_file = tmp_path / "cache" / "parts" / cache.manifest["parts"][int(cache.objects["part"].iloc[i])]["file"]
+    copy.close()
+    part_file.write_bytes(part_file.read_bytes()[: 64 * 64 * 2 * 3 + 100])
+    with pytest.raises(CacheError) as info:
+        open_cache(tmp_path / "cache").object_images(i)
+    message = str(info.value)
+    assert "\n" not in message and str(part_file) in message and "run 'deeptao prepare' again" in message

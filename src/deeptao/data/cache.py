@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack, closing
@@ -427,11 +428,30 @@ def _unique_ids(objects: pa.Table) -> pa.Table:
 # --------------------------------------------------------------------------- reading
 
 
-class PreparedCache:
-    """A prepared cache opened for reading; pixels are memory-mapped, read on demand.
+def _close_descriptors(files: dict[int, int]) -> None:
+    """Close and forget the file descriptors in ``files`` (part -> descriptor)."""
+    while files:
+        _, fd = files.popitem()
+        try:
+            os.close(fd)
+        except OSError:  # already closed, e.g. by a forked parent's finalizer
+            pass
 
-    Safe to pickle into DataLoader workers: the memory maps are reopened lazily
-    in each process.
+
+class PreparedCache:
+    """A prepared cache opened for reading; pixels are read from disk on demand.
+
+    Pixels are read with positioned reads (``os.pread``) into fresh arrays, not
+    memory-mapped: a mapped page counts towards the process's resident memory
+    for as long as the map lives, so a training run that visits a release-size
+    cache (about 10 GB of pixels) would show most of it as its own RSS. Reads
+    still go through the page cache, so a second epoch reads from memory when
+    the machine has it to spare, and the kernel can give it back when it does
+    not. Runs of neighbouring images are read in one call.
+
+    Safe to pickle into DataLoader workers: the files are reopened lazily in
+    each process. They are closed when the cache is garbage-collected, or by
+    :meth:`close` (also on leaving a ``with`` block).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -449,7 +469,8 @@ class PreparedCache:
 
         self.objects: pd.DataFrame = pd.read_parquet(self.root / "objects.parquet")
         self.images: pd.DataFrame = pd.read_parquet(self.root / "images.parquet")
-        self._parts: dict[int, np.ndarray] = {}
+        self._files: dict[int, int] = {}  # part -> file descriptor, opened on first read
+        self._closer = weakref.finalize(self, _close_descriptors, self._files)
         self._object_part = self.objects["part"].to_numpy(dtype=np.int64)
         self._object_offset = self.objects["part_offset"].to_numpy(dtype=np.int64)
         self._object_count = self.objects["n_images"].to_numpy(dtype=np.int64)
@@ -465,41 +486,80 @@ class PreparedCache:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_parts"] = {}
+        del state["_files"], state["_closer"]
         return state
 
-    def _part(self, part: int) -> np.ndarray:
-        arr = self._parts.get(part)
-        if arr is None:
-            info = self.manifest["parts"][part]
-            path = self.root / "parts" / info["file"]
-            arr = np.memmap(path, dtype=np.uint16, mode="r", shape=(info["n_images"], *IMAGE_SHAPE)) if info["n_images"] else np.zeros((0, *IMAGE_SHAPE), np.uint16)
-            self._parts[part] = arr
-        return arr
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._files = {}
+        self._closer = weakref.finalize(self, _close_descriptors, self._files)
+
+    def close(self) -> None:
+        """Close the pixel files; a later read opens them again."""
+        _close_descriptors(self._files)
+
+    def __enter__(self) -> PreparedCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _descriptor(self, part: int) -> int:
+        fd = self._files.get(part)
+        if fd is None:
+            opened = os.open(self._part_path(part), os.O_RDONLY)
+            fd = self._files.setdefault(part, opened)  # two threads may race here: keep one descriptor
+            if fd != opened:
+                os.close(opened)
+        return fd
+
+    def _part_path(self, part: int) -> Path:
+        return self.root / "parts" / self.manifest["parts"][part]["file"]
+
+    def _read_into(self, part: int, first: int, out: np.ndarray) -> None:
+        """Fill ``out`` (C-contiguous, whole images) with the images of ``part`` from row ``first`` on."""
+        want = out.nbytes
+        if want == 0:
+            return
+        offset = first * _PIXEL_BYTES
+        data = os.pread(self._descriptor(part), want, offset)
+        while len(data) < want:  # a regular file gives everything at once; a short read is retried, an empty one is truncation
+            more = os.pread(self._descriptor(part), want - len(data), offset + len(data))
+            if not more:
+                raise CacheError(f"{self._part_path(part)}: ends after {(offset + len(data)) // _PIXEL_BYTES} images; run 'deeptao prepare' again")
+            data += more
+        out.reshape(-1)[:] = np.frombuffer(data, dtype=np.uint16)
 
     def object_images(self, i: int) -> np.ndarray:
-        """Images of object ``i`` in MJD order: a read-only memory-mapped view, no copy."""
-        start = self._object_offset[i]
-        return self._part(int(self._object_part[i]))[start : start + self._object_count[i]]
+        """Images of object ``i`` in MJD order, as a fresh ``(n, 64, 64)`` uint16 array (one read)."""
+        out = np.empty((int(self._object_count[i]), *IMAGE_SHAPE), dtype=np.uint16)
+        self._read_into(int(self._object_part[i]), int(self._object_offset[i]), out)
+        return out
 
     def image(self, j: int) -> np.ndarray:
         """Image ``j`` (a row of :attr:`images`)."""
-        i = int(self._image_object[j])
-        return self.object_images(i)[j - self._image_start[i]]
+        return self.image_stack(np.asarray([j]))[0]
 
     def image_stack(self, rows: np.ndarray) -> np.ndarray:
         """Images at ``rows`` of :attr:`images`, as one ``(len(rows), 64, 64)`` uint16 array.
 
-        One fancy-indexed read per part instead of one Python call per image.
+        Rows are sorted by their place on disk and each run of neighbours is
+        read in one call, so an object's images cost one read however they
+        are asked for.
         """
         rows = np.asarray(rows, dtype=np.int64)
         owner = self._image_object[rows]
         part = self._object_part[owner]
         local = self._object_offset[owner] + rows - self._image_start[owner]
-        out = np.empty((len(rows), *IMAGE_SHAPE), dtype=np.uint16)
-        for p in np.unique(part):
-            sel = part == p
-            out[sel] = self._part(int(p))[local[sel]]
+        order = np.lexsort((local, part))
+        part, local = part[order], local[order]
+        sorted_images = np.empty((len(rows), *IMAGE_SHAPE), dtype=np.uint16)
+        breaks = np.flatnonzero((np.diff(part) != 0) | (np.diff(local) != 1)) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
+            if hi > lo:
+                self._read_into(int(part[lo]), int(local[lo]), sorted_images[lo:hi])
+        out = np.empty_like(sorted_images)
+        out[order] = sorted_images
         return out
 
     def labels_array(self) -> np.ndarray:
