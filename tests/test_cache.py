@@ -372,7 +372,7 @@ def test_one_file_name_in_two_class_folders_and_an_all_bad_survey(tmp_path):
     assert {"object_id", "label", "part", "image_start"} <= set(empty.objects.columns)
 
 
-def test_reads_survive_pickling_closing_and_name_a_truncated_part(tmp_path):
+def test_reads_survive_pickling_closing_and_name_a_truncated_or_missing_part(tmp_path):
     import pickle
 
     paths = _survey(tmp_path / "survey", n_objects=4)
@@ -391,6 +391,11 @@ def test_reads_survive_pickling_closing_and_name_a_truncated_part(tmp_path):
         part_file = tmp_path / "cache" / "parts" / cache.manifest["parts"][int(cache.objects["part"].iloc[i])]["file"]
     copy.close()
     part_file.write_bytes(part_file.read_bytes()[: 64 * 64 * 2 * 3 + 100])
+    with pytest.raises(CacheError) as info:
+        open_cache(tmp_path / "cache").object_images(i)
+    message = str(info.value)
+    assert "\n" not in message and str(part_file) in message and "run 'deeptao prepare' again" in message
+    part_file.unlink()
     with pytest.raises(CacheError) as info:
         open_cache(tmp_path / "cache").object_images(i)
     message = str(info.value)

@@ -469,8 +469,7 @@ class PreparedCache:
 
         self.objects: pd.DataFrame = pd.read_parquet(self.root / "objects.parquet")
         self.images: pd.DataFrame = pd.read_parquet(self.root / "images.parquet")
-        self._files: dict[int, int] = {}  # part -> file descriptor, opened on first read
-        self._closer = weakref.finalize(self, _close_descriptors, self._files)
+        self._open_files_lazily()
         self._object_part = self.objects["part"].to_numpy(dtype=np.int64)
         self._object_offset = self.objects["part_offset"].to_numpy(dtype=np.int64)
         self._object_count = self.objects["n_images"].to_numpy(dtype=np.int64)
@@ -491,7 +490,11 @@ class PreparedCache:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._files = {}
+        self._open_files_lazily()
+
+    def _open_files_lazily(self) -> None:
+        """Start with no pixel file open (each opens on its first read) and close them when the cache goes."""
+        self._files: dict[int, int] = {}  # part -> file descriptor
         self._closer = weakref.finalize(self, _close_descriptors, self._files)
 
     def close(self) -> None:
@@ -507,7 +510,10 @@ class PreparedCache:
     def _descriptor(self, part: int) -> int:
         fd = self._files.get(part)
         if fd is None:
-            opened = os.open(self._part_path(part), os.O_RDONLY)
+            try:
+                opened = os.open(self._part_path(part), os.O_RDONLY)
+            except OSError as err:
+                raise CacheError(f"{self._part_path(part)}: cannot be read ({err.strerror}); run 'deeptao prepare' again") from None
             fd = self._files.setdefault(part, opened)  # two threads may race here: keep one descriptor
             if fd != opened:
                 os.close(opened)
