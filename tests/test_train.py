@@ -88,6 +88,27 @@ def test_image_training_shards_keep_the_per_object_draw(monkeypatch):
     assert flat == sorted(k for b in whole for k in b)  # 20 items: nothing to pad
 
 
+def test_an_epoch_cap_draws_a_fresh_subset_of_that_size_and_shards_it(monkeypatch):
+    groups = [np.arange(0, 30), np.arange(30, 34), np.arange(34, 60)]
+    sampler = ImageBatchSampler(60, 4, groups=groups, per_group=8, max_items=10, shuffle=True, augment=True, seed=2)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches, n = _batches(sampler, 0, 1, monkeypatch)
+        items = [key[0] for batch in batches for key in batch]
+        assert n == len(batches) == 3 and len(items) == len(set(items)) == 10
+        per_object = [sum(int(i in g) for i in items) for g in groups]
+        assert all(k <= 8 for k in per_object)  # the per-object draw still holds
+        epochs.append(frozenset(items))
+        parts = [_batches(sampler, r, 2, monkeypatch)[0] for r in range(2)]
+        assert sorted(k[0] for b in parts[0] + parts[1] for k in b) == sorted(items)
+    assert len(set(epochs)) > 1  # not the same ten every epoch
+    uncapped = ImageBatchSampler(60, 4, groups=groups, per_group=8, max_items=100, shuffle=True, seed=2)
+    assert _batches(uncapped, 0, 1, monkeypatch)[1] == 5  # 20 items drawn, under the cap
+    with pytest.raises(ValueError, match="max_items"):
+        ImageBatchSampler(60, 4, max_items=0)
+
+
 def _gather_worker(rank: int, world: int, init: str, results: str) -> None:
     import torch.distributed as dist
 

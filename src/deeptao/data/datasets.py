@@ -327,6 +327,12 @@ class ImageBatchSampler(_EpochBatchSampler):
         most that many items of each object afresh, so objects with hundreds of
         images do not outweigh those with ten, and an epoch stays short.
     per_group : int, optional
+    max_items : int, optional
+        At most this many items per epoch: the first ``max_items`` of the
+        shuffled draw, a fresh random subset every epoch. It sizes an epoch to
+        a fixed number of optimiser steps whatever the survey's size, so that
+        validation, early stopping and the learning-rate schedule act as often
+        on a million images as on ten thousand.
     shuffle, augment : bool
         Training: shuffle the items and give each a random flip/rotation.
     seed : int
@@ -339,22 +345,28 @@ class ImageBatchSampler(_EpochBatchSampler):
         *,
         groups: Sequence[np.ndarray] | None = None,
         per_group: int | None = None,
+        max_items: int | None = None,
         shuffle: bool = False,
         augment: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, seed=seed)
+        if max_items is not None and max_items < 1:
+            raise ValueError(f"max_items must be >= 1 or None, got {max_items}")
         self.n_items = int(n_items)
         self.groups = groups
         self.per_group = per_group
+        self.max_items = max_items
         self.shuffle = shuffle
         self.augment = augment
         self._pads_shards = shuffle
 
     def _n_items(self) -> int:
         if self.groups is not None and self.per_group is not None:
-            return int(sum(min(len(g), self.per_group) for g in self.groups))
-        return self.n_items
+            n = int(sum(min(len(g), self.per_group) for g in self.groups))
+        else:
+            n = self.n_items
+        return n if self.max_items is None else min(n, self.max_items)
 
     def _plan(self) -> list[Any]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -367,6 +379,7 @@ class ImageBatchSampler(_EpochBatchSampler):
             items = np.arange(self.n_items)
         if self.shuffle:
             items = rng.permutation(items)
+        items = items[: self._n_items()]
         if self.augment:
             codes = rng.integers(0, 8, len(items))
             return list(zip(items.tolist(), codes.tolist(), strict=True))
