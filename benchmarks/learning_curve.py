@@ -94,6 +94,8 @@ def _write_outputs(results: dict, sizes: list[int], models: list[str], folder: P
             cells.append(f"{np.mean(scores):.3f} ± {np.std(scores, ddof=1):.3f} ({len(scores)})" if len(scores) > 1 else ("—" if not scores else f"{scores[0]:.3f} (1)"))
         lines.append(f"| {size} | " + " | ".join(cells) + " |")
     ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(size) for size in sizes])
+    ax.set_xticks([], minor=True)
     ax.set_xlabel("objects per class (before the 70/15/15 split)")
     ax.set_ylabel("6-class macro F1 on test (mean ± std over splits)")
     ax.axhline(1 / 6, color="grey", lw=0.8, ls=":", label="chance")
