@@ -3,7 +3,8 @@
 Fits each model on the train part of several object-group splits of one
 prepared cache (validation steering the networks; the test part never seen
 in training), and prints per-class and macro F1 on test, mean and sample std
-over splits, with each fit's wall time.
+over splits, with each fit's wall time, and the validation objects' macro F1
+and log-loss: a choice between settings is made on those, not on test.
 
     deeptao simulate S --objects-per-class 300 --seed 913 --catalogue-path built-in
     deeptao prepare S --out C
@@ -77,20 +78,23 @@ def main(argv: list[str] | None = None) -> int:
             estimator.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed + args.fit_seed_offset, workdir=workdir)
             fit_s = time.perf_counter() - t
             proba = estimator.predict_proba(cache, te)
+            val_proba = estimator.predict_proba(cache, va)
             if args.save_proba is not None:
                 args.save_proba.mkdir(parents=True, exist_ok=True)
-                np.savez(args.save_proba / f"{model}-seed{seed}-fit{seed + args.fit_seed_offset}.npz", val_rows=va, y_val=yva, val_proba=estimator.predict_proba(cache, va), test_rows=te, y_test=yte, test_proba=proba)
+                np.savez(args.save_proba / f"{model}-seed{seed}-fit{seed + args.fit_seed_offset}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
             pred = proba.argmax(axis=1)
             labels = np.arange(len(task.classes))
             per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
             entry = {
                 "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
                 "per_class_f1": dict(zip(task.classes, per_class.round(4).tolist(), strict=True)),
+                "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=np.arange(len(task.classes)), average="macro", zero_division=0)),
+                "val_log_loss": float(-np.mean(np.log(np.clip(val_proba[np.arange(len(yva)), yva], 1e-12, 1.0)))),
                 "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
                 "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
             }  # fmt: skip
             results.append(entry)
-            print(f"seed {seed} {model:10s} macro F1 {entry['macro_f1']:.3f}  fit {fit_s:6.1f} s  " + " ".join(f"{c} {v:.2f}" for c, v in entry["per_class_f1"].items()), flush=True)
+            print(f"seed {seed} {model:10s} macro F1 {entry['macro_f1']:.3f}  (val {entry['val_macro_f1']:.3f}, log-loss {entry['val_log_loss']:.3f})  fit {fit_s:6.1f} s  " + " ".join(f"{c} {v:.2f}" for c, v in entry["per_class_f1"].items()), flush=True)
     print()
     print(f"{'model':10s} {'macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes) + "   fit s (median)")
     for model in args.models:
@@ -98,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         macro = np.array([r["macro_f1"] for r in rows])
         std = macro.std(ddof=1) if len(macro) > 1 else float("nan")
         per = [np.mean([r["per_class_f1"][c] for r in rows]) for c in task.classes]
-        print(f"{model:10s} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in per) + f"   {np.median([r['fit_seconds'] for r in rows]):.0f}")
+        val = np.mean([r["val_macro_f1"] for r in rows]), np.mean([r["val_log_loss"] for r in rows])
+        print(f"{model:10s} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in per) + f"   {np.median([r['fit_seconds'] for r in rows]):.0f}"
+              + f"   validation: macro F1 {val[0]:.3f}, log-loss {val[1]:.3f}")
     if args.out:
         args.out.write_text(json.dumps({"cache": str(args.cache), "task": args.task, "results": results}, indent=1))
     return 0
