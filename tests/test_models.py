@@ -135,7 +135,8 @@ def test_registry_builds_the_networks():
 
 
 @pytest.mark.parametrize(
-    "params", [{"max_epochs": 0}, {"batch_size": 0}, {"class_weight": "inverse"}, {"precision": "fp8"}]
+    "params",
+    [{"max_epochs": 0}, {"batch_size": 0}, {"class_weight": "inverse"}, {"precision": "fp8"}, {"average_decay": 1.0}],
 )
 def test_bad_parameters_fail_at_fit(params, blob):
     cache, y = blob

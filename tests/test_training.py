@@ -228,3 +228,45 @@ def test_bad_config_and_empty_logs(tmp_path):
         fit_module(None, None, config=TrainConfig(monitor="accuracy"))
     with pytest.raises(FileNotFoundError):
         read_metrics(tmp_path)
+
+
+class _Steps(L.Callback):
+    """Records the network's own weights after every optimiser step (the averaging runs before it)."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.weights.append(pl_module.network.weight.detach().clone())
+
+
+class _Linear(torch.nn.Linear):
+    def forward(self, x):  # the batch's inputs come as keywords
+        return super().forward(x)
+
+
+def _linear_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    x = torch.as_tensor(rng.normal(size=(48, 4)), dtype=torch.float32)
+    y = torch.as_tensor((x[:, 0] > 0).long())
+    batches = [{"x": x[i : i + 8], "y": y[i : i + 8]} for i in range(0, 48, 8)]
+    torch.manual_seed(seed)
+    return ClassifierModule(_Linear(4, 2), 2, lr=0.05), torch.utils.data.DataLoader(batches, batch_size=None)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.8])
+def test_weight_averaging_keeps_the_exponential_average_of_the_steps(decay, tmp_path):
+    module, loader = _linear_problem()
+    steps = _Steps()
+    config = TrainConfig(max_epochs=3, progress=False, average_decay=decay)
+    result = fit_module(module, loader, config=config, workdir=tmp_path, callbacks=[steps])
+    assert result.global_step == len(steps.weights) == 18
+    expected = steps.weights[0]
+    for w in steps.weights[1:]:
+        expected = decay * expected + (1 - decay) * w
+    torch.testing.assert_close(module.network.weight.detach(), expected if decay else steps.weights[-1])
+    if decay:
+        assert not torch.allclose(steps.weights[-1], expected)  # the average is not the last step
+        saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+        torch.testing.assert_close(saved["state_dict"]["network.weight"], expected)
+        torch.testing.assert_close(saved["current_model_state"]["network.weight"], steps.weights[-1])

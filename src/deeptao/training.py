@@ -40,10 +40,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 from sklearn.metrics import f1_score
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 __all__ = [
@@ -110,6 +111,11 @@ class TrainConfig:
     logger : {"csv", "tensorboard"}
         ``"tensorboard"`` writes TensorBoard event files under ``logs/`` as
         well as the CSV (needs the ``tensorboard`` extra).
+    average_decay : float
+        Above 0, validation, checkpoints and the final network use an
+        exponential moving average of the weights (and batch-norm
+        statistics) over the optimiser steps, with this decay per step;
+        0 keeps the weights as the last step left them.
     """
 
     max_epochs: int = 20
@@ -127,6 +133,7 @@ class TrainConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     logger: str = "csv"
+    average_decay: float = 0.0
 
 
 def uses_gpu(accelerator: str) -> bool:
@@ -451,6 +458,8 @@ def fit_module(
         if has_val:
             all_callbacks += [best_checkpoint, EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience)]
         all_callbacks.append(last_checkpoint)
+        if config.average_decay > 0:
+            all_callbacks.append(WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(config.average_decay)))
         all_callbacks.extend(callbacks)
         n_batches = len(train_loader)
         if isinstance(config.limit_train_batches, int):

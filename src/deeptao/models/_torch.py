@@ -222,6 +222,10 @@ class TorchClassifier(ObjectClassifier):
         Share of the optimiser steps spent warming up.
     label_smoothing : float
         Share of each training target spread evenly over the classes.
+    average_decay : float
+        Above 0, the network validated, checkpointed and kept is an
+        exponential moving average of the weights over the optimiser steps,
+        with this decay per step (0.99: about the last hundred steps).
     patience : int
         Epochs without validation improvement before stopping.
     monitor : {"val_loss", "val_f1"}
@@ -304,6 +308,7 @@ class TorchClassifier(ObjectClassifier):
         schedule: str = "cosine",
         warmup: float = 0.05,
         label_smoothing: float = 0.0,
+        average_decay: float = 0.0,
         patience: int = 5,
         monitor: str = "val_loss",
         class_weight: str | None = "balanced",
@@ -332,6 +337,7 @@ class TorchClassifier(ObjectClassifier):
         self.schedule = schedule
         self.warmup = warmup
         self.label_smoothing = label_smoothing
+        self.average_decay = average_decay
         self.patience = patience
         self.monitor = monitor
         self.class_weight = class_weight
@@ -378,6 +384,8 @@ class TorchClassifier(ObjectClassifier):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ValueError(f"average_decay must be in [0, 1), got {self.average_decay!r}")
         if self.class_weight not in ("balanced", "none", None):
             raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
         from deeptao.training import LOGGERS
@@ -403,6 +411,7 @@ class TorchClassifier(ObjectClassifier):
             strategy=self.strategy,
             num_nodes=self.num_nodes,
             logger=self.logger,
+            average_decay=self.average_decay,
             progress=self.progress,
             deterministic=self.deterministic,
             threads=self.threads,
