@@ -34,9 +34,10 @@ dropout 0.5, label smoothing 0.1, noise of half each night's own noise) were
 chosen on a simulated survey of 300 objects per class: with the 32-pixel stamp
 the network fitted its training set within about ten epochs and 12 scored
 best; on the 12-pixel stamp it learns for longer (12 epochs 0.657, 20 epochs
-0.686, 30 epochs 0.664 macro F1, three group splits each). With 20 epochs it
-scores 0.686 ± 0.030 against the light-curve forest's 0.555 ± 0.016, each fit
-in under two minutes on two CPU cores (``docs/benchmarks.md``).
+0.686, 30 epochs 0.664 macro F1, three group splits each, bfloat16 training).
+With 20 epochs it scores 0.686 ± 0.030 in bfloat16 and 0.654 ± 0.033 in float32
+(a CPU without bfloat16) against the light-curve forest's 0.555 ± 0.016, each
+fit in under two minutes on two CPU cores (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
