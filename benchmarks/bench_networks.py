@@ -79,16 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             fit_s = time.perf_counter() - t
             proba = estimator.predict_proba(cache, te)
             val_proba = estimator.predict_proba(cache, va)
+            pred = proba.argmax(axis=1)
+            labels = np.arange(len(task.classes))
             if args.save_proba is not None:
                 args.save_proba.mkdir(parents=True, exist_ok=True)
                 np.savez(args.save_proba / f"{model}-seed{seed}-fit{seed + args.fit_seed_offset}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
-            pred = proba.argmax(axis=1)
-            labels = np.arange(len(task.classes))
             per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
             entry = {
                 "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
                 "per_class_f1": dict(zip(task.classes, per_class.round(4).tolist(), strict=True)),
-                "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=np.arange(len(task.classes)), average="macro", zero_division=0)),
+                "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=labels, average="macro", zero_division=0)),
                 "val_log_loss": float(-np.mean(np.log(np.clip(val_proba[np.arange(len(yva)), yva], 1e-12, 1.0)))),
                 "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
                 "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
