@@ -201,6 +201,20 @@ def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alon
     np.testing.assert_allclose(fast, exact, atol=0.05)
     assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
+def test_image_split_validation_keeps_an_evenly_spaced_few_of_each_object():
+    from deeptao.models.seed_cnn import _evenly_spaced_per_group
+
+    # objects 7 (five images), 3 (two) and 9 (one), interleaved as an image split leaves them
+    group = np.array([7, 3, 7, 7, 9, 7, 3, 7])
+    kept = _evenly_spaced_per_group(group, 2)
+    # object 7's first and last image, both of object 3's, object 9's only one
+    np.testing.assert_array_equal(kept, [0, 1, 4, 6, 7])
+    kept = _evenly_spaced_per_group(group, 3)
+    # object 7's first, middle and last of its five; the others whole
+    np.testing.assert_array_equal(kept, [0, 1, 3, 4, 6, 7])
+    assert len(_evenly_spaced_per_group(np.zeros(0, np.int64), 2)) == 0
+
+
 @pytest.mark.slow
 def test_seed_cnn_trains_on_images(blob):
     cache, y = blob

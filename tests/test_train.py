@@ -168,7 +168,7 @@ def test_command_line_overrides_the_file_and_toml_is_read(tmp_path):
     path.write_text('model = "seed-cnn"\ncache = "C"\nout = "D"\nseed = 3\n[params]\nlr = 0.5\nbatch_size = 8\n')
     spec = resolve_spec(config=path, run={"seed": 7}, params={"batch_size": 16})
     assert (spec.model, spec.seed, spec.params["lr"], spec.params["batch_size"]) == ("seed-cnn", 7, 0.5, 16)
-    assert spec.params["max_images_per_object"] == 16
+    assert spec.params["max_images_per_object"] == 8
 
 
 def test_lc_rf_settings_dataclass_round_trips(tmp_path):
