@@ -25,8 +25,11 @@ macro F1 per class. No feature reveals the label. With ``--networks DIR``
 (probabilities saved by ``bench_networks.py --save-proba DIR``) it also prints
 the networks' scores on the same splits, and their product with the stamp
 forest at a weight chosen on validation log-loss (the rule of ``taonet+rf``).
+With ``--truth`` (a simulated survey's ``simulation_truth.csv``) it also counts,
+for each kind of OTHER the simulator drew, how many test objects each model
+called OTHER, pooled over the splits. The truth is only read for this count.
 
-    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P]
+    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv]
 """
 
 from __future__ import annotations
@@ -142,11 +145,25 @@ def _saved_networks(folder: Path | None) -> dict[str, dict[int, dict[str, np.nda
     return fits
 
 
+def _other_kinds(truth_path: Path, cache) -> np.ndarray:
+    """The simulator's kind of each cache object (matched on CRTS id and label); "?" where the truth has none."""
+    import pandas as pd
+
+    try:
+        truth = pd.read_csv(truth_path, usecols=["crts_id", "label", "kind"], dtype=str)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{truth_path}: not a simulation truth table ({exc})") from None
+    kind_of = dict(zip(zip(truth["crts_id"], truth["label"], strict=True), truth["kind"].fillna("?"), strict=True))
+    objects = cache.objects
+    return np.array([kind_of.get(key, "?") for key in zip(objects["crts_id"].astype(str), objects["label"].astype(str), strict=True)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--networks", type=Path, default=None, help="probabilities saved by bench_networks.py --save-proba")
+    parser.add_argument("--truth", type=Path, default=None, help="simulation_truth.csv of the simulated survey: OTHER recall per kind")
     args = parser.parse_args(argv)
 
     from deeptao.data.cache import open_cache
@@ -163,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = np.array([stamp_features(store.object(i)) for i in range(len(store))])
     print(f"stamp features of {len(store)} objects in {time.perf_counter() - t0:.1f} s")
     networks = _saved_networks(args.networks)
+    kinds = _other_kinds(args.truth, cache) if args.truth else None
+    found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]
 
     class StampForest(type(create_model("lc-rf"))):  # lc-rf, its features followed by the stamp's
         def cache_features(self, cache, rows):
@@ -197,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, (val_p, test_p) in proba.items():
             per_class = _macro_f1(yte, test_p, per_class=True)
             key = name.split(" (w ")[0]
+            if kinds is not None:
+                other = task.classes.index("OTHER")
+                for kind, called in zip(kinds[te][yte == other], test_p[yte == other].argmax(axis=1) == other, strict=True):
+                    tally = found.setdefault((key, kind), [0, 0])
+                    tally[0] += int(called)
+                    tally[1] += 1
             scores.setdefault(key, []).append(per_class)
             print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
     print()
@@ -208,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:34s} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in r.mean(axis=0)))
     mean_importance = {k: float(np.mean([imp[k] for imp in importances])) for k in importances[0]}
     ranked = sorted(mean_importance, key=mean_importance.get, reverse=True)
+    if kinds is not None:
+        print("\nOTHER test objects called OTHER, by the simulator's kind (pooled over splits):")
+        for kind in sorted({k for _, k in found}, key=lambda k: -found[("lc-rf", k)][1]):
+            print(f"  {kind:16s} {found[('lc-rf', kind)][1]:4d} objects: " + ", ".join(f"{m} {found[(m, kind)][0]}" for m in scores if (m, kind) in found))
     print("\nthe stamp forest's most important features (mean decrease in impurity, mean over splits):")
     print("  " + ", ".join(f"{k} {mean_importance[k]:.3f}" + (" (stamp)" if k in STAMP_FEATURE_NAMES else "") for k in ranked[:12]))
     return 0
