@@ -130,14 +130,14 @@ class SeedCNNClassifier(TorchClassifier):
         epoch (so a 200-image object weighs like a 20-image one and an epoch
         stays short); validation uses a fixed, evenly spaced set of this many.
         0 or None uses every image. Prediction always uses every non-blank image.
-        Eight rather than sixteen: on the demo survey the network's validation
-        loss is at its lowest after two or three epochs whichever it is, so
-        sixteen only doubles the cost of an epoch (and, in float32 on two
-        cores, pushed the main job past its budget).
+        Eight rather than sixteen: on the demo survey (float32, 6 epochs) eight
+        reached the lower validation loss (1.644 against 1.680) at half the
+        cost of an epoch; sixteen, in float32 on two cores, had pushed the
+        main job past its budget.
     max_images_per_epoch : int or None, default=32768
         An epoch draws at most this many of those images (512 batches of 64),
         a fresh random subset each time. At the release's size the per-object
-        draw alone is about 90,000 images, six minutes an epoch on two
+        draw alone is about 90,000 images, some six minutes an epoch on two
         cores, and the network had learnt what it would by the end of the
         first: capped, validation and early stopping act every couple of
         minutes instead. A balanced survey of up to about 960 objects per
@@ -145,10 +145,11 @@ class SeedCNNClassifier(TorchClassifier):
         unaffected. 0 or None: no cap.
     dropout : float, default=0.5
     max_epochs : int, default=6
-        The learning rate's cosine runs over these. Validation loss bottoms
-        out early on per-image labels (epoch 2 or 3 on the demo survey), and
-        the leaky image split, whose validation images share objects with its
-        training images, never stops early: its cost is set by this number.
+        The learning rate's cosine runs over these. On per-image labels the
+        validation loss is lowest within the first three epochs on the demo
+        survey. The leaky image split, whose validation images share objects
+        with its training images, never stops early: its cost is set by this
+        number.
     patience : int, default=3
         Epochs without a better validation loss before training stops.
     batch_size : int, default=64
