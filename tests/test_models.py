@@ -201,6 +201,7 @@ def test_bf16_prediction_copy_matches_float32_and_leaves_the_fitted_network_alon
     np.testing.assert_allclose(fast, exact, atol=0.05)
     assert (fast.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.95
 
+
 def test_image_split_validation_keeps_an_evenly_spaced_few_of_each_object():
     from deeptao.models.seed_cnn import _evenly_spaced_per_group
 

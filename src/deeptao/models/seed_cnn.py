@@ -92,8 +92,8 @@ def _object_image_rows(cache: PreparedCache, rows: np.ndarray, cap: int | None) 
     for pos, row in enumerate(np.asarray(rows, dtype=np.int64)):
         s, n = starts[row], counts[row]
         local = usable_positions(blank[s : s + n])
-        if cap is not None and len(local) > cap:
-            local = local[np.round(np.linspace(0, len(local) - 1, cap)).astype(np.int64)]
+        if cap is not None:
+            local = local[_evenly_spaced(len(local), cap)]
         images.append(s + local)
         owner.append(np.full(len(local), pos, dtype=np.int64))
     if not images:
@@ -101,9 +101,16 @@ def _object_image_rows(cache: PreparedCache, rows: np.ndarray, cap: int | None) 
     return np.concatenate(images), np.concatenate(owner)
 
 
+def _evenly_spaced(n: int, cap: int) -> np.ndarray:
+    """Positions of at most ``cap`` of ``n`` items, evenly spaced from the first to the last (all of them if ``n <= cap``)."""
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    return np.round(np.linspace(0, n - 1, cap)).astype(np.int64)
+
+
 def _evenly_spaced_per_group(group: np.ndarray, cap: int) -> np.ndarray:
     """Sorted positions of at most ``cap`` items of each group, evenly spaced in the given order."""
-    keep = [g[np.round(np.linspace(0, len(g) - 1, cap)).astype(np.int64)] if len(g) > cap else g for g in _groups(np.unique(group, return_inverse=True)[1])]
+    keep = [g[_evenly_spaced(len(g), cap)] for g in _groups(np.unique(group, return_inverse=True)[1])]
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
@@ -295,7 +302,8 @@ class SeedCNNClassifier(TorchClassifier):
         blank = cache.images["blank"].to_numpy(bool)
         keep = ~blank[image_rows]
         image_rows, y = image_rows[keep], y[keep]
-        owner = np.unique(cache.images["object"].to_numpy(np.int64)[image_rows], return_inverse=True)[1]
+        image_object = cache.images["object"].to_numpy(np.int64)
+        owner = np.unique(image_object[image_rows], return_inverse=True)[1]
         val_owner = None
         if val_image_rows is not None:
             if y_val is None:
@@ -305,7 +313,7 @@ class SeedCNNClassifier(TorchClassifier):
             val_image_rows, y_val = val_image_rows[keep], y_val[keep]
             cap = self._image_cap()
             if cap is not None:  # as in fit: a fixed, evenly spaced set of each object's images
-                keep = _evenly_spaced_per_group(cache.images["object"].to_numpy(np.int64)[val_image_rows], cap)
+                keep = _evenly_spaced_per_group(image_object[val_image_rows], cap)
                 val_image_rows, y_val = val_image_rows[keep], y_val[keep]
             val_owner = np.arange(len(val_image_rows), dtype=np.int64)
         digest = _digest(image_rows, y, val_image_rows, y_val, np.asarray([len(cache), 1]))
