@@ -14,10 +14,10 @@ nothing; they only show whether the choice carries over.
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
 
 import numpy as np
+from saved_proba import read_saved_proba
 from sklearn.metrics import f1_score
 
 _GRID = np.round(np.linspace(-1.5, 1.5, 31), 2)
@@ -50,11 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         parser.error(f"{args.folder}: no .npz files from bench_networks.py --save-proba")
     for path in files:
-        try:
-            with np.load(path) as archive:
-                saved = {key: archive[key] for key in ("val_proba", "y_val", "test_proba", "y_test")}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            parser.error(f"{path}: not a probability file from bench_networks.py --save-proba ({type(exc).__name__})")
+        saved = read_saved_proba(path)
         val = np.log(np.clip(saved["val_proba"], 1e-12, 1.0))
         test = np.log(np.clip(saved["test_proba"], 1e-12, 1.0))
         offsets, val_after = choose_offsets(val, saved["y_val"])

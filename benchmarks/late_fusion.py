@@ -14,10 +14,10 @@ nothing): the rule of the ``taonet+rf`` model (:mod:`deeptao.models.fusion`).
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
+from saved_proba import saved_fits
 from sklearn.metrics import f1_score
 
 from deeptao.models.fusion import choose_weight, fuse_probabilities
@@ -41,11 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fits: dict[str, dict[int, list[dict[str, np.ndarray]]]] = {}
     for folder in args.folders:
-        for path in sorted(folder.glob("*.npz")):
-            match = re.fullmatch(r"(.+)-seed(\d+)(?:-fit\d+)?\.npz", path.name)
-            if match:
-                with np.load(path) as z:
-                    fits.setdefault(match[1], {}).setdefault(int(match[2]), []).append(dict(z))
+        for model, by_seed in saved_fits(folder).items():
+            for seed, runs in by_seed.items():
+                fits.setdefault(model, {}).setdefault(seed, []).extend(runs)
     forest = {seed: runs[0] for seed, runs in fits.pop("lc-rf", {}).items()}
     if forest:
         print(f"lc-rf: {np.mean([_macro_f1(r['y_test'], r['test_proba']) for r in forest.values()]):.3f} on splits {sorted(forest)}")

@@ -35,11 +35,11 @@ called OTHER, pooled over the splits. The truth is only read for this count.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+from saved_proba import saved_fits
 from sklearn.metrics import f1_score
 
 STAMP_FEATURE_NAMES = (
@@ -132,19 +132,6 @@ def _macro_f1(y: np.ndarray, proba: np.ndarray, per_class: bool = False) -> np.n
     return scores if per_class else float(scores.mean())
 
 
-def _saved_networks(folder: Path | None) -> dict[str, dict[int, dict[str, np.ndarray]]]:
-    fits: dict[str, dict[int, dict[str, np.ndarray]]] = {}
-    for path in sorted(folder.glob("*.npz")) if folder else []:
-        match = re.fullmatch(r"(.+)-seed(\d+)(?:-fit\d+)?\.npz", path.name)
-        if match and match[1] != "lc-rf":
-            try:
-                with np.load(path) as z:
-                    fits.setdefault(match[1], {}).setdefault(int(match[2]), dict(z))
-            except (OSError, ValueError) as exc:
-                raise SystemExit(f"{path}: not a saved probability file ({exc})") from None
-    return fits
-
-
 def _other_kinds(truth_path: Path, cache) -> np.ndarray:
     """The simulator's kind of each cache object (matched on CRTS id and label); "?" where the truth has none."""
     import pandas as pd
@@ -172,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from deeptao.data.tasks import select_task
     from deeptao.models import create_model
     from deeptao.models.fusion import choose_weight, fuse_probabilities
+    from deeptao.models.lc_rf import LightCurveForest
 
     cache = open_cache(args.cache)
     task = select_task("6class", cache.labels_array())
@@ -179,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     store = open_sequences(cache, SequenceSettings(crop=12))  # taonet's default representation
     stamp = np.array([stamp_features(store.object(i)) for i in range(len(store))])
     print(f"stamp features of {len(store)} objects in {time.perf_counter() - t0:.1f} s")
-    networks = _saved_networks(args.networks)
+    networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds = _other_kinds(args.truth, cache) if args.truth else None
     found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]
 
-    class StampForest(type(create_model("lc-rf"))):  # lc-rf, its features followed by the stamp's
+    class StampForest(LightCurveForest):  # lc-rf, its features followed by the stamp's
         def cache_features(self, cache, rows):
             return np.column_stack([super().cache_features(cache, rows), stamp[np.asarray(rows, dtype=np.int64)]])
 
