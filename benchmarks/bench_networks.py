@@ -36,6 +36,54 @@ def _override(text: str) -> tuple[str, str, Any]:
     return model, name, value
 
 
+def split_parts(cache: Any, rows_all: np.ndarray, y_all: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The train, val and test rows and labels of the object-group split drawn with ``seed``."""
+    from deeptao.data.splits import split_cache
+
+    split = split_cache(cache, mode="object", seed=seed)[0][rows_all]
+    return {name: (rows_all[split == name], y_all[split == name]) for name in ("train", "val", "test")}
+
+
+def fit_and_score(
+    cache: Any,
+    classes: Any,
+    model: str,
+    params: dict[str, Any],
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    fit_seed: int,
+    *,
+    workdir: Path | None = None,
+    save_proba: Path | None = None,
+) -> dict[str, Any]:
+    """Fit one model on a split's train part (validation steering it) and score it on validation and test."""
+    from sklearn.metrics import f1_score
+
+    from deeptao.models import create_model
+
+    estimator = create_model(model, **params)
+    (tr, ytr), (va, yva), (te, yte) = parts["train"], parts["val"], parts["test"]
+    t = time.perf_counter()
+    estimator.fit(cache, tr, ytr, classes=classes, val_rows=va, y_val=yva, seed=fit_seed, workdir=workdir)
+    fit_s = time.perf_counter() - t
+    proba = estimator.predict_proba(cache, te)
+    val_proba = estimator.predict_proba(cache, va)
+    pred = proba.argmax(axis=1)
+    labels = np.arange(len(classes))
+    if save_proba is not None:
+        save_proba.mkdir(parents=True, exist_ok=True)
+        np.savez(save_proba / f"{model}-seed{seed}-fit{fit_seed}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
+    per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
+    return {
+        "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
+        "per_class_f1": dict(zip(classes, per_class.round(4).tolist(), strict=True)),
+        "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=labels, average="macro", zero_division=0)),
+        "val_log_loss": float(-np.mean(np.log(np.clip(val_proba[np.arange(len(yva)), yva], 1e-12, 1.0)))),
+        "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
+        "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", required=True, type=Path)
@@ -50,12 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-proba", type=Path, default=None, help="write each fit's validation and test probabilities here (MODEL-seedS.npz)")
     args = parser.parse_args(argv)
 
-    from sklearn.metrics import f1_score
-
     from deeptao.data.cache import open_cache
-    from deeptao.data.splits import split_cache
     from deeptao.data.tasks import select_task
-    from deeptao.models import create_model
 
     cache = open_cache(args.cache)
     task = select_task(args.task, cache.labels_array())
@@ -67,34 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         rows_all, y_all = rows_all[keep], y_all[keep]
     results: list[dict[str, Any]] = []
     for seed in args.seeds:
-        split = split_cache(cache, mode="object", seed=seed)[0][rows_all]
-        parts = {name: (rows_all[split == name], y_all[split == name]) for name in ("train", "val", "test")}
+        parts = split_parts(cache, rows_all, y_all, seed)
         for model in args.models:
             params = {name: value for m, name, value in args.overrides if m == model}
-            estimator = create_model(model, **params)
-            (tr, ytr), (va, yva), (te, yte) = parts["train"], parts["val"], parts["test"]
-            t = time.perf_counter()
             workdir = None if args.workdir is None else args.workdir / f"{model}-seed{seed}"
-            estimator.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed + args.fit_seed_offset, workdir=workdir)
-            fit_s = time.perf_counter() - t
-            proba = estimator.predict_proba(cache, te)
-            val_proba = estimator.predict_proba(cache, va)
-            pred = proba.argmax(axis=1)
-            labels = np.arange(len(task.classes))
-            if args.save_proba is not None:
-                args.save_proba.mkdir(parents=True, exist_ok=True)
-                np.savez(args.save_proba / f"{model}-seed{seed}-fit{seed + args.fit_seed_offset}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
-            per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
-            entry = {
-                "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
-                "per_class_f1": dict(zip(task.classes, per_class.round(4).tolist(), strict=True)),
-                "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=labels, average="macro", zero_division=0)),
-                "val_log_loss": float(-np.mean(np.log(np.clip(val_proba[np.arange(len(yva)), yva], 1e-12, 1.0)))),
-                "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
-                "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
-            }  # fmt: skip
+            entry = fit_and_score(cache, task.classes, model, params, parts, seed, seed + args.fit_seed_offset,
+                                  workdir=workdir, save_proba=args.save_proba)
             results.append(entry)
-            print(f"seed {seed} {model:10s} macro F1 {entry['macro_f1']:.3f}  (val {entry['val_macro_f1']:.3f}, log-loss {entry['val_log_loss']:.3f})  fit {fit_s:6.1f} s  " + " ".join(f"{c} {v:.2f}" for c, v in entry["per_class_f1"].items()), flush=True)
+            print(f"seed {seed} {model:10s} macro F1 {entry['macro_f1']:.3f}  (val {entry['val_macro_f1']:.3f}, log-loss {entry['val_log_loss']:.3f})  fit {entry['fit_seconds']:6.1f} s  " + " ".join(f"{c} {v:.2f}" for c, v in entry["per_class_f1"].items()), flush=True)
     print()
     print(f"{'model':10s} {'macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes) + "   fit s (median)")
     for model in args.models:

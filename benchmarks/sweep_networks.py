@@ -1,0 +1,173 @@
+"""Many settings of the networks, each over several group splits, fitted in parallel: choose on validation.
+
+A grid file names each setting (a model and its parameters); every setting
+is fitted on every split (``--seeds``), as ``bench_networks.py`` fits one,
+by ``--workers`` processes at once (on a GPU node they share the GPU; on a
+CPU node give each a share of the cores with ``--threads``). Jobs run split
+by split, so a run cut short by ``--deadline`` still compares every setting
+on the same first splits. Each finished fit is appended to ``--out`` (JSON
+lines) at once, and a rerun skips the fits already there.
+
+The summary gives, per setting, the mean validation macro F1 and log-loss
+(what a choice is made on) and the test macro F1, with the mean paired
+difference from ``--baseline`` over the splits both have.
+
+    python benchmarks/sweep_networks.py --cache C --grid grid.json --seeds 0 1 2 3 4 \\
+        --workers 8 --threads 2 --out sweep.jsonl --baseline taonet
+
+grid.json::
+
+    {"taonet": {"model": "taonet", "params": {}},
+     "taonet-wd0.5": {"model": "taonet", "params": {"weight_decay": 0.5}}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+_STATE: dict[str, Any] = {}
+
+
+def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
+    """Open the cache once per worker; keep torch to its share of the cores; float32 stays float32 on a GPU."""
+    import torch
+
+    from deeptao.data.cache import open_cache
+    from deeptao.data.tasks import select_task
+
+    torch.set_num_threads(threads)
+    torch.backends.cudnn.allow_tf32 = False  # a "32" setting is compared with "bf16": no TF32 convolutions
+    torch.backends.cuda.matmul.allow_tf32 = False
+    cache = open_cache(cache_path)
+    _STATE.update(cache=cache, task=select_task(task_name, cache.labels_array()))
+
+
+def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    from bench_networks import fit_and_score, split_parts
+
+    cache, task = _STATE["cache"], _STATE["task"]
+    parts = split_parts(cache, task.rows, task.y, seed)
+    entry = fit_and_score(cache, task.classes, model, params, parts, seed, seed)
+    entry.update(setting=name, params=params, pid=os.getpid())
+    return entry
+
+
+def _summary(results: list[dict[str, Any]], names: list[str], baseline: str | None) -> str:
+    by = {(r["setting"], r["seed"]): r for r in results}
+    lines = [f"{'setting':28s} {'splits':>6s} {'val F1':>7s} {'val loss':>8s} {'test F1':>7s}   paired with {baseline}: "
+             "d val F1, d val loss, d test F1 (splits)"]
+    for name in names:
+        rows = [r for r in results if r["setting"] == name]
+        if not rows:
+            continue
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in ("val_macro_f1", "val_log_loss", "macro_f1")}
+        line = f"{name:28s} {len(rows):6d} {mean['val_macro_f1']:7.3f} {mean['val_log_loss']:8.3f} {mean['macro_f1']:7.3f}"
+        if baseline and name != baseline:
+            pairs = [(r, by[(baseline, r["seed"])]) for r in rows if (baseline, r["seed"]) in by]
+            if pairs:
+                d = {k: float(np.mean([a[k] - b[k] for a, b in pairs])) for k in ("val_macro_f1", "val_log_loss", "macro_f1")}
+                line += f"   {d['val_macro_f1']:+.3f}, {d['val_log_loss']:+.3f}, {d['macro_f1']:+.3f} ({len(pairs)})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for k, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            raise SystemExit(f"{path}: line {k} is not JSON; move the file away or mend it") from None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", required=True, type=Path)
+    parser.add_argument("--grid", required=True, type=Path, help="JSON: {setting: {model, params}}")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these settings of the grid")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--task", default="6class")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--set", dest="common", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter given to every setting (e.g. accelerator=gpu), before its own")
+    parser.add_argument("--deadline", type=float, default=None, help="start no fit after this many seconds")
+    parser.add_argument("--out", required=True, type=Path, help="JSON lines, one per fit; appended to, and read back on rerun")
+    parser.add_argument("--baseline", default=None, help="the setting the others are paired with")
+    args = parser.parse_args(argv)
+
+    try:
+        grid = json.loads(args.grid.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{args.grid}: cannot read the grid ({exc})") from None
+    if not isinstance(grid, dict) or not all(isinstance(v, dict) and "model" in v for v in grid.values()):
+        raise SystemExit(f"{args.grid}: need {{setting: {{\"model\": NAME, \"params\": {{...}}}}}}")
+    names = [n for n in grid if args.only is None or n in args.only]
+    common: dict[str, Any] = {}
+    for text in args.common:
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs NAME=VALUE, got {text!r}")
+        try:
+            common[key] = json.loads(raw)
+        except ValueError:
+            common[key] = raw
+    done = _read_results(args.out)
+    have = {(r["setting"], r["seed"]) for r in done}
+    jobs = [(n, s) for s in args.seeds for n in names if (n, s) not in have]
+    print(f"{len(jobs)} fits to run ({len(have)} already in {args.out}), {args.workers} at a time", flush=True)
+    start = time.perf_counter()
+    pending: dict[Future, tuple[str, int]] = {}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(str(args.cache), args.task, args.threads)) as pool, open(args.out, "a") as fh:
+        queue = list(jobs)
+        while queue or pending:
+            late = args.deadline is not None and time.perf_counter() - start > args.deadline
+            while queue and len(pending) < args.workers and not late:
+                name, seed = queue.pop(0)
+                spec = grid[name]
+                params = {**common, **spec.get("params", {})}
+                pending[pool.submit(_run_job, name, spec["model"], params, seed)] = (name, seed)
+            if late and queue:
+                print(f"deadline: {len(queue)} fits not started", flush=True)
+                queue.clear()
+            if not pending:
+                break
+            finished, _ = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                name, seed = pending.pop(fut)
+                try:
+                    entry = fut.result()
+                except Exception as exc:  # one failed setting must not lose the others' fits
+                    print(f"{name} seed {seed}: failed: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                fh.write(json.dumps(entry) + "\n")
+                fh.flush()
+                done.append(entry)
+                print(f"[{time.perf_counter() - start:6.0f} s] {name:28s} seed {seed}  val {entry['val_macro_f1']:.3f} / "
+                      f"{entry['val_log_loss']:.3f}  test {entry['macro_f1']:.3f}  fit {entry['fit_seconds']:.0f} s", flush=True)
+    print()
+    print(_summary(done, names, args.baseline))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
