@@ -165,9 +165,6 @@ class NightDataset(Dataset):
         Training only: below 1, each draw keeps one contiguous run of the
         object's nights, its length uniform between this fraction of them and
         all of them, so that the network meets histories cut at either end.
-    static : bool, default=False
-        Add the variability and trend images beside the reference
-        (:func:`deeptao.data.inputs.night_arrays`), over the nights kept.
     """
 
     def __init__(
@@ -180,10 +177,8 @@ class NightDataset(Dataset):
         night_dropout: float = 0.0,
         noise: float = 0.0,
         time_crop: float = 1.0,
-        static: bool = False,
     ) -> None:
         self.store = store
-        self.static = bool(static)
         self.object_rows = np.asarray(object_rows, dtype=np.int64)
         self.y = _labels(y, len(self.object_rows))
         if features is not None:
@@ -228,7 +223,7 @@ class NightDataset(Dataset):
                 extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
                 extra *= (self.noise * obj.night_noise)[:, None, None]
                 obj = dataclasses.replace(obj, coadd=obj.coadd + extra)
-        item: dict[str, Any] = night_arrays(obj, int(code), keep, aperture=self.store.settings.aperture, static=self.static)
+        item: dict[str, Any] = night_arrays(obj, int(code), keep, aperture=self.store.settings.aperture)
         item["y"] = int(self.y[pos])
         item["owner"] = int(pos)
         if self.features is not None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, compress
 
-__all__ = ["normalize_images", "dihedral", "usable_positions", "change_images", "night_arrays", "pad_nights", "STATIC_IMAGES"]
+__all__ = ["normalize_images", "dihedral", "usable_positions", "night_arrays", "pad_nights"]
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -95,83 +95,28 @@ def usable_positions(blank: np.ndarray) -> np.ndarray:
     return keep if len(keep) else np.arange(len(blank))
 
 
-#: the object-level images :func:`night_arrays` can add beside the reference (``static=True``)
-STATIC_IMAGES = ("reference", "variability", "trend")
-_DAYS_PER_YEAR = 365.25
-
-
-def change_images(
-    coadd: np.ndarray, reference: np.ndarray, night_noise: np.ndarray, mjd: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where an object's scene changed over all its nights, and where it changed steadily with time.
-
-    Both are significance images built from every night's difference
-    ``d = co-add - reference`` in units of that night's noise ``s``:
-
-    - **variability**: ``sqrt(mean(d**2 / s**2)) - 1``, about 0 where only
-      noise varies; a variable nucleus lights up at the centre, a supernova
-      where it sat, a moving star along its track;
-    - **trend**: the weighted least-squares slope of ``d`` against time over
-      its standard error, per pixel. A star moving in a straight line leaves
-      a dipole here, its leading side positive, built from every night (one
-      night's difference shows a motion of a fraction of a pixel only at
-      the noise level); a source that brightens or fades over the years
-      leaves one sign.
-
-    Both are invariant to the order in which nights are given and flip and
-    rotate with the images. With fewer than two distinct times the trend is zero.
-    """
-    if len(coadd) == 0:
-        zero = np.zeros(reference.shape, np.float32)
-        return zero, zero
-    noise = np.asarray(night_noise, np.float64)[:, None, None]
-    z = (coadd - reference[None]) / noise
-    variability = np.sqrt(np.mean(z * z, axis=0)) - 1.0
-    w = 1.0 / noise[:, 0, 0] ** 2
-    years = np.asarray(mjd, np.float64) / _DAYS_PER_YEAR
-    tau = years - np.sum(w * years) / np.sum(w)
-    lever = float(np.sum(w * tau * tau))
-    if lever <= 1e-12:
-        trend = np.zeros(reference.shape)
-    else:
-        # slope / its error = sum(w tau d) / sqrt(lever); w d = z / noise
-        trend = np.einsum("n,nij->ij", tau / noise[:, 0, 0], z) / np.sqrt(lever)
-    return variability.astype(np.float32), trend.astype(np.float32)
-
-
 def night_arrays(
-    obj: ObjectNights,
-    code: int = 0,
-    keep: np.ndarray | None = None,
-    *,
-    aperture: float = SequenceSettings.aperture,
-    static: bool = False,
+    obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None, *, aperture: float = SequenceSettings.aperture
 ) -> dict[str, np.ndarray]:
     """A network's inputs for one object (see :mod:`deeptao.data.representation`).
 
     ``x`` (T, 2, c, c): the compressed co-add and co-add - reference of each
-    night; ``ref`` (1, c, c): the compressed reference, or with ``static``
-    (3, c, c): the reference, and the variability and trend images of
-    :func:`change_images` over the kept nights (:data:`STATIC_IMAGES`);
-    ``scalars`` (T, S), the forced photometry in an ``aperture``-pixel radius
-    (the settings the representation was built with).
+    night; ``ref`` (1, c, c): the compressed reference; ``scalars`` (T, S),
+    the forced photometry in an ``aperture``-pixel radius (the settings the
+    representation was built with).
     ``code`` flips/rotates every image of the object alike (:func:`dihedral`);
     ``keep`` selects nights (training's night dropout). An object with no
     night gets one empty night, so every object has an input.
     """
     coadd, reference = obj.coadd, obj.reference
     scalars = obj.scalars(aperture)
-    night_noise, mjd = obj.night_noise, obj.mjd
-    if keep is not None and len(obj):
-        coadd, scalars, night_noise, mjd = coadd[keep], scalars[keep], night_noise[keep], mjd[keep]
-    if static:
-        ref = np.stack([compress(reference), *map(compress, change_images(coadd, reference, night_noise, mjd))])
-    else:
-        ref = compress(reference)[None]
     if len(coadd) == 0:
         coadd = np.zeros((1, *reference.shape), np.float32)
         scalars = np.zeros((1, len(SCALAR_NAMES)), np.float32)
+    if keep is not None and len(obj):
+        coadd, scalars = coadd[keep], scalars[keep]
     x = np.stack([compress(coadd), compress(coadd - reference[None])], axis=1)
+    ref = compress(reference)[None]
     if code:
         x, ref = dihedral(x, code), dihedral(ref, code)
     return {"x": np.ascontiguousarray(x, np.float32), "ref": np.ascontiguousarray(ref, np.float32), "scalars": scalars}

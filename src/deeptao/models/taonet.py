@@ -53,7 +53,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
-from deeptao.data.inputs import STATIC_IMAGES
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
@@ -99,7 +98,7 @@ class TaoNet(nn.Module):
     """Nights -> encoder -> BiGRU -> attention and max pooling, with a reference branch; returns logits.
 
     ``forward(x, ref, scalars, lengths, features=None)``: ``x`` (B, T, 2, c, c)
-    zero-padded nights, ``ref`` (B, static_channels, c, c), ``scalars`` (B, T, S),
+    zero-padded nights, ``ref`` (B, 1, c, c), ``scalars`` (B, T, S),
     ``lengths`` (B,) nights per object (>= 1), ``features`` (B, F) per-object
     features fused before the head (taonet-lc), standardised inside the
     network by the buffers ``feature_center`` and ``feature_scale``.
@@ -115,12 +114,11 @@ class TaoNet(nn.Module):
         dropout: float = 0.3,
         n_scalars: int = len(SCALAR_NAMES),
         n_features: int = 0,
-        static_channels: int = 1,
     ) -> None:
         super().__init__()
         self.n_scalars = n_scalars
         self.night_encoder = StampEncoder(2, crop=crop, embed=embed)
-        self.reference_encoder = StampEncoder(static_channels, crop=crop, embed=embed // 2)
+        self.reference_encoder = StampEncoder(1, crop=crop, embed=embed // 2)
         self.night_input = nn.Sequential(nn.Linear(embed + n_scalars, embed), nn.ReLU(inplace=True))
         self.gru = nn.GRU(embed, hidden, batch_first=True, bidirectional=True)
         self.attention = nn.Linear(2 * hidden, 1)
@@ -235,10 +233,6 @@ class TaoNetClassifier(TorchClassifier):
         nights, between this fraction of them and all of them.
     views : int, default=8
         Flips/rotations averaged at prediction (1: the image as it is).
-    static_images : bool, default=False
-        Give the reference branch two more images: where the scene varied
-        over the nights and where it changed steadily with time
-        (:func:`deeptao.data.inputs.change_images`; a moving star's dipole).
     max_epochs : int, default=20
     batch_size : int or None, default=None
         Objects per training batch; None sizes it to the data: a fortieth of
@@ -274,7 +268,6 @@ class TaoNetClassifier(TorchClassifier):
         noise: float = 0.5,
         time_crop: float = 1.0,
         views: int = _N_VIEWS,
-        static_images: bool = False,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
@@ -297,7 +290,6 @@ class TaoNetClassifier(TorchClassifier):
         self.noise = noise
         self.time_crop = time_crop
         self.views = views
-        self.static_images = static_images
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -322,7 +314,7 @@ class TaoNetClassifier(TorchClassifier):
     def _build_network(self, n_classes: int) -> nn.Module:
         return TaoNet(
             n_classes, crop=self.crop, embed=self.embed, hidden=self.hidden, dropout=self.dropout,
-            n_features=self._n_features(), static_channels=len(STATIC_IMAGES) if self.static_images else 1,
+            n_features=self._n_features(),
         )  # fmt: skip
 
     def _member(self, n_classes: int) -> nn.Module:
@@ -358,13 +350,13 @@ class TaoNetClassifier(TorchClassifier):
         if features is not None:
             self._fit_features(features)
         train_set = NightDataset(store, rows, y, features, night_dropout=self.night_dropout, noise=self.noise,
-                                 time_crop=self.time_crop, static=self.static_images)
+                                 time_crop=self.time_crop)
         batch_size = self.batch_size or int(np.clip(math.ceil(len(rows) / 40), 16, 32))
         sampler = ObjectBatchSampler(len(train_set), batch_size, train=True, seed=seed)
         train_loader = make_loader(train_set, sampler, self.num_workers, seed)
         val_loader = None
         if val_rows is not None and len(val_rows):
-            val_set = NightDataset(store, val_rows, y_val, self._cache_features(cache, val_rows), static=self.static_images)
+            val_set = NightDataset(store, val_rows, y_val, self._cache_features(cache, val_rows))
             val_loader = make_loader(val_set, ObjectBatchSampler(len(val_set), self.eval_batch_size), 0, seed)
         return train_loader, val_loader, y
 
@@ -411,7 +403,7 @@ class TaoNetClassifier(TorchClassifier):
         aperture = self._settings().aperture
         for k, obj in enumerate(objects):
             for code in range(self.views):
-                item = night_arrays(obj, code, aperture=aperture, static=self.static_images)
+                item = night_arrays(obj, code, aperture=aperture)
                 item["owner"] = k
                 if features is not None:
                     item["features"] = np.asarray(features[k], np.float32)
