@@ -119,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.grid}: cannot read the grid ({exc})") from None
     if not isinstance(grid, dict) or not all(isinstance(v, dict) and "model" in v for v in grid.values()):
         raise SystemExit(f"{args.grid}: need {{setting: {{\"model\": NAME, \"params\": {{...}}}}}}")
+    from deeptao.models import create_model
+
+    for name, spec in grid.items():  # a misspelt model or parameter stops the sweep before any fit, not in a worker
+        try:
+            estimator = create_model(spec["model"], **spec.get("params", {}))
+            getattr(estimator, "_check_params", lambda: None)()  # what fit would refuse
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
     names = [n for n in grid if args.only is None or n in args.only]
     common: dict[str, Any] = {}
     for text in args.common:
@@ -135,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} fits to run ({len(have)} already in {args.out}), {args.workers} at a time", flush=True)
     start = time.perf_counter()
     pending: dict[Future, tuple[str, int]] = {}
+    failed = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(str(args.cache), args.task, args.threads)) as pool, open(args.out, "a") as fh:
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     entry = fut.result()
                 except Exception as exc:  # one failed setting must not lose the others' fits
                     print(f"{name} seed {seed}: failed: {type(exc).__name__}: {exc}", flush=True)
+                    failed += 1
                     continue
                 fh.write(json.dumps(entry) + "\n")
                 fh.flush()
@@ -166,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{entry['val_log_loss']:.3f}  test {entry['macro_f1']:.3f}  fit {entry['fit_seconds']:.0f} s", flush=True)
     print()
     print(_summary(done, names, args.baseline))
-    return 0
+    if failed:
+        print(f"{failed} fits failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
