@@ -270,3 +270,19 @@ def test_weight_averaging_keeps_the_exponential_average_of_the_steps(decay, tmp_
         saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
         torch.testing.assert_close(saved["state_dict"]["network.weight"], expected)
         torch.testing.assert_close(saved["current_model_state"]["network.weight"], steps.weights[-1])
+
+
+def test_an_interrupted_weight_averaging_fit_resumes_to_the_same_average(tmp_path):
+    config = TrainConfig(max_epochs=4, progress=False, average_decay=0.8)
+    module, loader = _linear_problem()
+    fit_module(module, loader, config=config, workdir=tmp_path / "whole")
+    whole = module.network.weight.detach().clone()
+
+    module, loader = _linear_problem()
+    with pytest.raises(RuntimeError, match="power cut"):
+        fit_module(module, loader, config=config, workdir=tmp_path / "cut", callbacks=[_Crash()])
+    module, loader = _linear_problem()
+    result = fit_module(module, loader, config=config, workdir=tmp_path / "cut")
+    assert result.resumed and result.global_step == 4 * len(loader)
+    # the average carries on from the checkpoint: not restarted from the resumed step's weights
+    torch.testing.assert_close(module.network.weight.detach(), whole)
