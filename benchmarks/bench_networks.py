@@ -24,16 +24,30 @@ from typing import Any
 import numpy as np
 
 
+def parameter_value(raw: str) -> Any:
+    """A parameter given on the command line: JSON where it parses (numbers, booleans, lists), else the text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
 def _override(text: str) -> tuple[str, str, Any]:
     key, sep, raw = text.partition("=")
     model, dot, name = key.partition(".")
     if not sep or not dot:
         raise argparse.ArgumentTypeError(f"--set needs MODEL.NAME=VALUE, got {text!r}")
+    return model, name, parameter_value(raw)
+
+
+def open_cache_or_exit(path: Path) -> Any:
+    """The prepared cache at ``path``; SystemExit with the one-line reason if it is not one."""
+    from deeptao.data.cache import CacheError, open_cache
+
     try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
-    return model, name, value
+        return open_cache(path)
+    except CacheError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def split_parts(cache: Any, rows_all: np.ndarray, y_all: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -98,10 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-proba", type=Path, default=None, help="write each fit's validation and test probabilities here (MODEL-seedS.npz)")
     args = parser.parse_args(argv)
 
-    from deeptao.data.cache import open_cache
     from deeptao.data.tasks import select_task
 
-    cache = open_cache(args.cache)
+    cache = open_cache_or_exit(args.cache)
     task = select_task(args.task, cache.labels_array())
     rows_all, y_all = task.rows, task.y
     if args.max_objects_per_class:

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_networks import fit_and_score, open_cache_or_exit, parameter_value, split_parts
 
 _STATE: dict[str, Any] = {}
 
@@ -55,8 +54,6 @@ def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
 
 
 def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    from bench_networks import fit_and_score, split_parts
-
     cache, task = _STATE["cache"], _STATE["task"]
     parts = split_parts(cache, task.rows, task.y, seed)
     entry = fit_and_score(cache, task.classes, model, params, parts, seed, seed)
@@ -91,9 +88,12 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            entry = json.loads(line)
         except ValueError:
             raise SystemExit(f"{path}: line {k} is not JSON; move the file away or mend it") from None
+        if not isinstance(entry, dict) or not {"setting", "seed", "val_macro_f1", "val_log_loss", "macro_f1"} <= entry.keys():
+            raise SystemExit(f"{path}: line {k} is not a fit of this script; move the file away or mend it")
+        out.append(entry)
     return out
 
 
@@ -119,24 +119,22 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.grid}: cannot read the grid ({exc})") from None
     if not isinstance(grid, dict) or not all(isinstance(v, dict) and "model" in v for v in grid.values()):
         raise SystemExit(f"{args.grid}: need {{setting: {{\"model\": NAME, \"params\": {{...}}}}}}")
-    from deeptao.models import create_model
-
-    for name, spec in grid.items():  # a misspelt model or parameter stops the sweep before any fit, not in a worker
-        try:
-            estimator = create_model(spec["model"], **spec.get("params", {}))
-            getattr(estimator, "_check_params", lambda: None)()  # what fit would refuse
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
-    names = [n for n in grid if args.only is None or n in args.only]
     common: dict[str, Any] = {}
     for text in args.common:
         key, sep, raw = text.partition("=")
         if not sep:
             raise SystemExit(f"--set needs NAME=VALUE, got {text!r}")
+        common[key] = parameter_value(raw)
+    from deeptao.models import create_model
+
+    for name, spec in grid.items():  # a misspelt model or parameter stops the sweep before any fit, not in a worker
         try:
-            common[key] = json.loads(raw)
-        except ValueError:
-            common[key] = raw
+            estimator = create_model(spec["model"], **{**common, **spec.get("params", {})})
+            getattr(estimator, "_check_params", lambda: None)()  # what fit would refuse
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
+    open_cache_or_exit(args.cache)  # a bad cache is named here, not in every worker
+    names = [n for n in grid if args.only is None or n in args.only]
     done = _read_results(args.out)
     have = {(r["setting"], r["seed"]) for r in done}
     jobs = [(n, s) for s in args.seeds for n in names if (n, s) not in have]
