@@ -58,6 +58,7 @@ from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
+from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
 from deeptao.models._torch import TorchClassifier, make_loader
@@ -272,6 +273,8 @@ class TaoNetClassifier(TorchClassifier):
         noise: float = 0.5,
         time_crop: float = 1.0,
         views: int = _N_VIEWS,
+        stamp_features: bool = False,
+        epoch_scalar: bool = False,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
@@ -294,6 +297,8 @@ class TaoNetClassifier(TorchClassifier):
         self.noise = noise
         self.time_crop = time_crop
         self.views = views
+        self.stamp_features = stamp_features
+        self.epoch_scalar = epoch_scalar
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -313,12 +318,12 @@ class TaoNetClassifier(TorchClassifier):
         return SequenceSettings(crop=self.crop)
 
     def _n_features(self) -> int:
-        return 0
+        return len(STAMP_FEATURE_NAMES) if self.stamp_features else 0
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return TaoNet(
             n_classes, crop=self.crop, embed=self.embed, hidden=self.hidden, dropout=self.dropout,
-            n_features=self._n_features(),
+            n_features=self._n_features(), n_scalars=len(SCALAR_NAMES) + int(self.epoch_scalar),
         )  # fmt: skip
 
     def _member(self, n_classes: int) -> nn.Module:
@@ -330,13 +335,32 @@ class TaoNetClassifier(TorchClassifier):
     # ------------------------------------------------------------------ features (taonet-lc)
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
-        return None
+        if not self.stamp_features:
+            return None
+        store = open_sequences(cache, self._settings())
+        return stamp_feature_matrix(store.object(int(r)) for r in np.asarray(rows, dtype=np.int64))
 
     def _array_features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray | None:
-        return None
+        if not self.stamp_features:
+            return None
+        settings = self._settings()
+        return stamp_feature_matrix(object_nights(*src, settings) for src in sources)
 
     def _fit_features(self, features: np.ndarray) -> None:
-        """Learn the features' standardisation from the training objects (taonet-lc)."""
+        """Learn the features' standardisation (median, IQR) from the training objects."""
+        with np.errstate(all="ignore"):
+            center = np.nanmedian(features, axis=0)
+            q75, q25 = np.nanpercentile(features, [75, 25], axis=0)
+        scale = (q75 - q25) / 1.349
+        center = np.where(np.isfinite(center), center, 0.0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        self._feature_stats = (center, scale)
+
+    def _init_network(self, network: nn.Module) -> None:
+        if self._n_features():
+            center, scale = self._feature_stats
+            network.feature_center.copy_(torch.as_tensor(center, dtype=torch.float32))
+            network.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
     # ------------------------------------------------------------------ training
 
@@ -354,13 +378,13 @@ class TaoNetClassifier(TorchClassifier):
         if features is not None:
             self._fit_features(features)
         train_set = NightDataset(store, rows, y, features, night_dropout=self.night_dropout, noise=self.noise,
-                                 time_crop=self.time_crop)
+                                 time_crop=self.time_crop, epoch=self.epoch_scalar)
         batch_size = self.batch_size or int(np.clip(math.ceil(len(rows) / 40), 16, 32))
         sampler = ObjectBatchSampler(len(train_set), batch_size, train=True, seed=seed)
         train_loader = make_loader(train_set, sampler, self.num_workers, seed)
         val_loader = None
         if val_rows is not None and len(val_rows):
-            val_set = NightDataset(store, val_rows, y_val, self._cache_features(cache, val_rows))
+            val_set = NightDataset(store, val_rows, y_val, self._cache_features(cache, val_rows), epoch=self.epoch_scalar)
             val_loader = make_loader(val_set, ObjectBatchSampler(len(val_set), self.eval_batch_size), 0, seed)
         return train_loader, val_loader, y
 
@@ -407,7 +431,7 @@ class TaoNetClassifier(TorchClassifier):
         aperture = self._settings().aperture
         for k, obj in enumerate(objects):
             for code in range(self.views):
-                item = night_arrays(obj, code, aperture=aperture)
+                item = night_arrays(obj, code, aperture=aperture, epoch=self.epoch_scalar)
                 item["owner"] = k
                 if features is not None:
                     item["features"] = np.asarray(features[k], np.float32)

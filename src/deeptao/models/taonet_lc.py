@@ -19,8 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from deeptao.models._registry import register_model
 from deeptao.models.taonet import TaoNetClassifier
@@ -50,7 +48,7 @@ class TaoNetLCClassifier(TaoNetClassifier):
     uses_features = True
 
     def _n_features(self) -> int:
-        return len(_feature_names())
+        return len(_feature_names()) + super()._n_features()
 
     def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
         from deeptao.lightcurves import compute_features
@@ -62,27 +60,17 @@ class TaoNetLCClassifier(TaoNetClassifier):
         from deeptao.lightcurves import compute_features
 
         table = compute_features(cache)
-        return table[list(_feature_names())].to_numpy(np.float64)[np.asarray(rows, dtype=np.int64)]
+        lc = table[list(_feature_names())].to_numpy(np.float64)[np.asarray(rows, dtype=np.int64)]
+        stamp = super()._cache_features(cache, rows)
+        return lc if stamp is None else np.column_stack([lc, stamp])
 
     def _array_features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
         from deeptao.lightcurves import features_from_arrays
 
         table = features_from_arrays(sources)
-        return table[list(_feature_names())].to_numpy(np.float64)
-
-    def _fit_features(self, features: np.ndarray) -> None:
-        with np.errstate(all="ignore"):
-            center = np.nanmedian(features, axis=0)
-            q75, q25 = np.nanpercentile(features, [75, 25], axis=0)
-        scale = (q75 - q25) / 1.349
-        center = np.where(np.isfinite(center), center, 0.0)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        self._feature_stats = (center, scale)
-
-    def _init_network(self, network: nn.Module) -> None:
-        center, scale = self._feature_stats
-        network.feature_center.copy_(torch.as_tensor(center, dtype=torch.float32))
-        network.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        lc = table[list(_feature_names())].to_numpy(np.float64)
+        stamp = super()._array_features(sources)
+        return lc if stamp is None else np.column_stack([lc, stamp])
 
 
 @register_model("taonet-lc")
