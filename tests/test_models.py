@@ -268,6 +268,37 @@ def test_save_load_round_trip_and_arrays_match_cache(name, tmp_path, blob, fitte
     np.testing.assert_allclose(loaded.predict_proba_arrays(items), before, rtol=1e-5, atol=1e-6)
 
 
+def test_a_taonet_file_saved_before_stamp_features_loads_without_them(tmp_path, blob):
+    cache, y = blob
+    model = create_model("taonet", max_epochs=1, progress=False, stamp_features=False, views=1)
+    model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
+    path = model.save(tmp_path / "model.pt")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    del payload["params"]["stamp_features"]  # as a file written before the parameter existed
+    torch.save(payload, path)
+    loaded = load_model(path)
+    assert loaded.stamp_features is False
+    rows = np.arange(len(y))
+    np.testing.assert_array_equal(loaded.predict_proba(cache, rows), model.predict_proba(cache, rows))
+
+
+def test_stamp_features_are_measured_on_the_nights_given_to_early_classification(blob):
+    cache, y = blob
+    model = create_model("taonet", max_epochs=1, progress=False, views=1)
+    assert model.stamp_features  # the default
+    model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
+    from deeptao.data.representation import open_sequences
+
+    store = open_sequences(cache, model._settings())
+    rows = np.arange(len(y))
+    objects = [store.object(int(r)) for r in rows]
+    np.testing.assert_allclose(model.predict_proba_nights(objects), model.predict_proba(cache, rows), rtol=1e-5, atol=1e-6)
+    early = [obj.first_nights(2) for obj in objects]
+    assert not np.allclose(model.predict_proba_nights(early), model.predict_proba(cache, rows))
+    with pytest.raises(ValueError, match="takes 12 features per object"):
+        model._predict_nights(iter(objects), None, len(objects))
+
+
 def test_foreign_model_file_is_refused(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"weights": torch.zeros(2)}, path)

@@ -177,10 +177,8 @@ class NightDataset(Dataset):
         night_dropout: float = 0.0,
         noise: float = 0.0,
         time_crop: float = 1.0,
-        epoch: bool = False,
     ) -> None:
         self.store = store
-        self.epoch = bool(epoch)
         self.object_rows = np.asarray(object_rows, dtype=np.int64)
         self.y = _labels(y, len(self.object_rows))
         if features is not None:
@@ -225,7 +223,7 @@ class NightDataset(Dataset):
                 extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
                 extra *= (self.noise * obj.night_noise)[:, None, None]
                 obj = dataclasses.replace(obj, coadd=obj.coadd + extra)
-        item: dict[str, Any] = night_arrays(obj, int(code), keep, aperture=self.store.settings.aperture, epoch=self.epoch)
+        item: dict[str, Any] = night_arrays(obj, int(code), keep, aperture=self.store.settings.aperture)
         item["y"] = int(self.y[pos])
         item["owner"] = int(pos)
         if self.features is not None:

@@ -96,12 +96,7 @@ def usable_positions(blank: np.ndarray) -> np.ndarray:
 
 
 def night_arrays(
-    obj: ObjectNights,
-    code: int = 0,
-    keep: np.ndarray | None = None,
-    *,
-    aperture: float = SequenceSettings.aperture,
-    epoch: bool = False,
+    obj: ObjectNights, code: int = 0, keep: np.ndarray | None = None, *, aperture: float = SequenceSettings.aperture
 ) -> dict[str, np.ndarray]:
     """A network's inputs for one object (see :mod:`deeptao.data.representation`).
 
@@ -118,12 +113,8 @@ def night_arrays(
     if len(coadd) == 0:
         coadd = np.zeros((1, *reference.shape), np.float32)
         scalars = np.zeros((1, len(SCALAR_NAMES)), np.float32)
-    mjd = obj.mjd if len(obj) else np.zeros(1)
     if keep is not None and len(obj):
-        coadd, scalars, mjd = coadd[keep], scalars[keep], mjd[keep]
-    if epoch:
-        years = (mjd - mjd.mean()) / (3 * 365.25)
-        scalars = np.column_stack([scalars, years]).astype(np.float32)
+        coadd, scalars = coadd[keep], scalars[keep]
     x = np.stack([compress(coadd), compress(coadd - reference[None])], axis=1)
     ref = compress(reference)[None]
     if code:

@@ -290,6 +290,8 @@ class TorchClassifier(ObjectClassifier):
     _bf16_inference_copy: ClassVar[bool] = False
     #: whether ``batch_size=None`` means "sized to the training data" (the subclass sizes it)
     _batch_size_from_data: ClassVar[bool] = False
+    #: parameters added after files were first saved, with the value a file without them was fitted with
+    _defaults_before_recorded: ClassVar[dict[str, Any]] = {}
     #: the calibration temperature (1.0: none); fitted by ``fit`` on validation
     temperature_: float = 1.0
     #: the training objects' class frequencies, and the power the prior shift raises them to (0: no shift)
@@ -737,6 +739,9 @@ def load_model(path: str | Path) -> TorchClassifier:
     try:
         # the builder directly: create_model would drop parameters saved as None
         estimator = get_model_builder(payload["model"])(**payload["params"])
+        for name, value in estimator._defaults_before_recorded.items():  # what a file older than the parameter meant
+            if name not in payload["params"]:
+                setattr(estimator, name, value)
         estimator._restore(payload["classes"], payload["state_dict"], payload.get("learned"))
         if payload.get("training") is not None:  # absent from files saved before it was recorded
             estimator.training_ = payload["training"]

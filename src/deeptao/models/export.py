@@ -147,7 +147,7 @@ def _sequence_inputs(crop: int, n_features: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
     if n_features:
         inputs.append({"name": "features", "shape": ["batch", n_features], "dtype": "float32",
-                       "holds": "raw light-curve features, in the order of representation.features (NaN where undefined)"})  # fmt: skip
+                       "holds": "raw per-object features (light-curve, stamp), in the order of representation.features (NaN where undefined)"})  # fmt: skip
     return inputs
 
 
@@ -201,12 +201,15 @@ def _representation(estimator: Any) -> dict[str, Any]:
         "reference": "asinh(reference)",
         "scalars": dict(SCALAR_MEANINGS),
     }
-    if getattr(estimator, "uses_features", False):
-        from deeptao.lightcurves import FEATURE_NAMES
-
-        out["features"] = list(FEATURE_NAMES)
-        out["feature_photometry"] = _jsonable(dataclasses.asdict(PhotometrySettings()))
-        out["build"].append("features: deeptao.lightcurves.features_from_arrays with feature_photometry, raw (NaN allowed)")
+    names = list(estimator.feature_names())
+    if names:
+        out["features"] = names
+        if getattr(estimator, "uses_features", False):
+            out["feature_photometry"] = _jsonable(dataclasses.asdict(PhotometrySettings()))
+            out["build"].append("light-curve features: deeptao.lightcurves.features_from_arrays with feature_photometry, raw (NaN allowed)")
+        if getattr(estimator, "stamp_features", False):
+            out["build"].append("stamp features: deeptao.data.stamp_features.stamp_features of the object's nights, raw (NaN allowed)")
+        out["build"].append("features: the columns in the order of representation.features")
     return out
 
 
@@ -378,7 +381,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     batch, nights = torch.export.Dim("batch", min=1), torch.export.Dim("nights", min=1)
     example = [torch.zeros(2, 3, 2, crop, crop), torch.zeros(2, 1, crop, crop), torch.zeros(2, 3, net.n_scalars), torch.tensor([3, 2])]
     dynamic: list[dict[int, Any]] = [{0: batch, 1: nights}, {0: batch}, {0: batch, 1: nights}, {0: batch}]
-    if estimator.uses_features:
+    if estimator._n_features():
         example.append(torch.zeros(2, estimator._n_features()))
         dynamic.append({0: batch})
     return SequenceGraph(net, int(estimator.views), temperature, log_shift), tuple(example), tuple(dynamic)

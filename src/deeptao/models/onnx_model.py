@@ -149,18 +149,28 @@ class OnnxClassifier:
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+        """The card's features of each object: light-curve features and stamp features, in the card's order."""
+        from deeptao.data.representation import SequenceSettings, object_nights
+        from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
         from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, features_from_arrays
 
         representation = self.card["representation"]
         names = list(representation["features"])
-        unknown = sorted(set(names) - set(FEATURE_NAMES))
+        unknown = sorted(set(names) - set(FEATURE_NAMES) - set(STAMP_FEATURE_NAMES))
         if unknown:
             raise OnnxModelError(f"{self.path}: the model reads features this deeptao does not compute: {', '.join(unknown)}")
-        photometry = dict(representation.get("feature_photometry", {}))
-        if photometry.get("centre") is not None:
-            photometry["centre"] = tuple(photometry["centre"])
-        table = features_from_arrays(sources, settings=PhotometrySettings(**photometry))
-        return table[names].to_numpy(np.float32)
+        columns: dict[str, np.ndarray] = {}
+        if set(names) & set(FEATURE_NAMES):
+            photometry = dict(representation.get("feature_photometry", {}))
+            if photometry.get("centre") is not None:
+                photometry["centre"] = tuple(photometry["centre"])
+            table = features_from_arrays(sources, settings=PhotometrySettings(**photometry))
+            columns.update((name, table[name].to_numpy(np.float64)) for name in FEATURE_NAMES)
+        if set(names) & set(STAMP_FEATURE_NAMES):
+            settings = SequenceSettings(**representation["settings"])
+            stamp = stamp_feature_matrix(object_nights(*src, settings) for src in sources)
+            columns.update(zip(STAMP_FEATURE_NAMES, stamp.T, strict=True))
+        return np.column_stack([columns[name] for name in names]).astype(np.float32)
 
     def _predict_images(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
         from deeptao.data.inputs import normalize_images, usable_positions
