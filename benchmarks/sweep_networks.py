@@ -9,8 +9,12 @@ on the same first splits. Each finished fit is appended to ``--out`` (JSON
 lines) at once, and a rerun skips the fits already there.
 
 The summary gives, per setting, the mean validation macro F1 and log-loss
-(what a choice is made on) and the test macro F1, with the mean paired
-difference from ``--baseline`` over the splits both have.
+(what a choice is made on) and the test macro F1 (mean ± std, and per
+class), with the mean paired difference from ``--baseline`` over the splits
+both have and on how many of them the setting did better on validation.
+``--summary-only`` prints it from ``--out`` without fitting. The light-curve
+forest can be a setting too (``{"model": "lc-rf"}``): as the baseline, its
+paired test difference is each network's gap over it.
 
     python benchmarks/sweep_networks.py --cache C --grid grid.json --seeds 0 1 2 3 4 \\
         --workers 8 --threads 2 --out sweep.jsonl --baseline taonet
@@ -62,20 +66,31 @@ def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[s
 
 
 def _summary(results: list[dict[str, Any]], names: list[str], baseline: str | None) -> str:
+    """Per setting: validation macro F1 and log-loss, test macro F1 (mean ± std) and per class; paired with ``baseline``.
+
+    The paired part gives the mean differences and on how many splits the
+    setting was better on validation macro F1 and on validation log-loss.
+    """
     by = {(r["setting"], r["seed"]): r for r in results}
-    lines = [f"{'setting':28s} {'splits':>6s} {'val F1':>7s} {'val loss':>8s} {'test F1':>7s}   paired with {baseline}: "
-             "d val F1, d val loss, d test F1 (splits)"]
+    classes = list(next(iter(results))["per_class_f1"]) if results else []
+    lines = [f"{'setting':28s} {'splits':>6s} {'val F1':>7s} {'val loss':>8s} {'test F1':>13s}  "
+             + " ".join(f"{c:>5s}" for c in classes)
+             + f"   paired with {baseline}: d val F1, d val loss, d test F1 (splits; val F1 up, val loss down)"]
     for name in names:
         rows = [r for r in results if r["setting"] == name]
         if not rows:
             continue
         mean = {k: float(np.mean([r[k] for r in rows])) for k in ("val_macro_f1", "val_log_loss", "macro_f1")}
-        line = f"{name:28s} {len(rows):6d} {mean['val_macro_f1']:7.3f} {mean['val_log_loss']:8.3f} {mean['macro_f1']:7.3f}"
+        spread = float(np.std([r["macro_f1"] for r in rows], ddof=1)) if len(rows) > 1 else float("nan")
+        per_class = [float(np.mean([r["per_class_f1"][c] for r in rows])) for c in classes]
+        line = (f"{name:28s} {len(rows):6d} {mean['val_macro_f1']:7.3f} {mean['val_log_loss']:8.3f} "
+                f"{mean['macro_f1']:6.3f} ± {spread:.3f}  " + " ".join(f"{v:5.3f}" for v in per_class))
         if baseline and name != baseline:
             pairs = [(r, by[(baseline, r["seed"])]) for r in rows if (baseline, r["seed"]) in by]
             if pairs:
-                d = {k: float(np.mean([a[k] - b[k] for a, b in pairs])) for k in ("val_macro_f1", "val_log_loss", "macro_f1")}
-                line += f"   {d['val_macro_f1']:+.3f}, {d['val_log_loss']:+.3f}, {d['macro_f1']:+.3f} ({len(pairs)})"
+                d = {k: np.array([a[k] - b[k] for a, b in pairs]) for k in ("val_macro_f1", "val_log_loss", "macro_f1")}
+                line += (f"   {d['val_macro_f1'].mean():+.3f}, {d['val_log_loss'].mean():+.3f}, {d['macro_f1'].mean():+.3f} "
+                         f"({len(pairs)}; {int((d['val_macro_f1'] > 0).sum())}, {int((d['val_log_loss'] < 0).sum())})")
         lines.append(line)
     return "\n".join(lines)
 
@@ -111,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=None, help="start no fit after this many seconds")
     parser.add_argument("--out", required=True, type=Path, help="JSON lines, one per fit; appended to, and read back on rerun")
     parser.add_argument("--baseline", default=None, help="the setting the others are paired with")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="fit nothing: summarise the fits already in --out (the grid's settings first, then any other)")
     args = parser.parse_args(argv)
+    if args.summary_only:
+        done = _read_results(args.out)
+        if not done:
+            raise SystemExit(f"{args.out}: no fits to summarise")
+        grid = json.loads(args.grid.read_text()) if args.grid.is_file() else {}
+        names = list(dict.fromkeys([*grid, *(r["setting"] for r in done)]))
+        print(_summary(done, names, args.baseline))
+        return 0
 
     try:
         grid = json.loads(args.grid.read_text())
