@@ -129,21 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-only", action="store_true",
                         help="fit nothing: summarise the fits already in --out (the grid's settings first, then any other)")
     args = parser.parse_args(argv)
-    if args.summary_only:
-        done = _read_results(args.out)
-        if not done:
-            raise SystemExit(f"{args.out}: no fits to summarise")
-        grid = json.loads(args.grid.read_text()) if args.grid.is_file() else {}
-        names = list(dict.fromkeys([*grid, *(r["setting"] for r in done)]))
-        print(_summary(done, names, args.baseline))
-        return 0
-
     try:
         grid = json.loads(args.grid.read_text())
     except (OSError, ValueError) as exc:
         raise SystemExit(f"{args.grid}: cannot read the grid ({exc})") from None
     if not isinstance(grid, dict) or not all(isinstance(v, dict) and "model" in v for v in grid.values()):
         raise SystemExit(f"{args.grid}: need {{setting: {{\"model\": NAME, \"params\": {{...}}}}}}")
+    if args.summary_only:  # the grid only orders the settings: it may name parameters of an older commit
+        done = _read_results(args.out)
+        if not done:
+            raise SystemExit(f"{args.out}: no fits to summarise")
+        names = list(dict.fromkeys([*grid, *(r["setting"] for r in done)]))
+        print(_summary(done, names, args.baseline))
+        return 0
     common: dict[str, Any] = {}
     for text in args.common:
         key, sep, raw = text.partition("=")
