@@ -18,8 +18,12 @@ forest at a weight chosen on validation log-loss (the rule of ``taonet+rf``).
 With ``--truth`` (a simulated survey's ``simulation_truth.csv``) it also counts,
 for each kind of OTHER the simulator drew, how many test objects each model
 called OTHER, pooled over the splits. The truth is only read for this count.
+With ``--variability`` it also fits a third forest with the five variability
+features of :mod:`deeptao.data.variability_features` after the stamp's (the
+check that they carry something the forest's own features do not), and
+prints each forest's validation log-loss.
 
-    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv]
+    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability]
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 from saved_proba import saved_fits
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_features
+from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_features
 
 
 def _macro_f1(y: np.ndarray, proba: np.ndarray, per_class: bool = False) -> np.ndarray | float:
@@ -59,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--networks", type=Path, default=None, help="probabilities saved by bench_networks.py --save-proba")
     parser.add_argument("--truth", type=Path, default=None, help="simulation_truth.csv of the simulated survey: OTHER recall per kind")
+    parser.add_argument("--variability", action="store_true", help="also fit a forest with the variability features after the stamp's")
     args = parser.parse_args(argv)
 
     from deeptao.data.cache import open_cache
@@ -75,18 +81,29 @@ def main(argv: list[str] | None = None) -> int:
     store = open_sequences(cache, SequenceSettings(crop=12))  # taonet's default representation
     stamp = np.array([stamp_features(store.object(i)) for i in range(len(store))])
     print(f"stamp features of {len(store)} objects in {time.perf_counter() - t0:.1f} s")
+    if args.variability:
+        variability = np.array([variability_features(store.object(i)) for i in range(len(store))])
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds = _other_kinds(args.truth, cache) if args.truth else None
     found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]
 
-    class StampForest(LightCurveForest):  # lc-rf, its features followed by the stamp's
+    class StampForest(LightCurveForest):  # lc-rf, its features followed by the stamp's (and the variability features)
+        def __init__(self, extra: np.ndarray = stamp, extra_names: tuple[str, ...] = STAMP_FEATURE_NAMES, **kw):
+            super().__init__(**kw)
+            self.extra, self.extra_names = extra, extra_names
+
         def cache_features(self, cache, rows):
-            return np.column_stack([super().cache_features(cache, rows), stamp[np.asarray(rows, dtype=np.int64)]])
+            return np.column_stack([super().cache_features(cache, rows), self.extra[np.asarray(rows, dtype=np.int64)]])
 
         def fit(self, *a, **kw):
             super().fit(*a, **kw)
-            self.feature_names_ = [*self.feature_names_, *STAMP_FEATURE_NAMES]
+            self.feature_names_ = [*self.feature_names_, *self.extra_names]
             return self
+
+    forests = [("lc-rf", lambda: create_model("lc-rf")), ("lc-rf + stamp", StampForest)]
+    if args.variability:
+        both = np.column_stack([stamp, variability])
+        forests.append(("lc-rf + stamp + variability", lambda: StampForest(both, STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES)))
 
     scores: dict[str, list[np.ndarray]] = {}
     importances: list[dict[str, float]] = []
@@ -94,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         split = split_cache(cache, mode="object", seed=seed)[0][task.rows]
         (tr, ytr), (va, yva), (te, yte) = ((task.rows[split == p], task.y[split == p]) for p in ("train", "val", "test"))
         proba = {}
-        for name, forest in (("lc-rf", create_model("lc-rf")), ("lc-rf + stamp", StampForest())):
+        for name, make in forests:
+            forest = make()
             forest.fit(cache, tr, ytr, classes=task.classes, val_rows=va, y_val=yva, seed=seed)
             proba[name] = forest.predict_proba(cache, va), forest.predict_proba(cache, te)
-        importances.append(forest.feature_importances_)
+            if name == "lc-rf + stamp":
+                importances.append(forest.feature_importances_)
         for model, by_seed in sorted(networks.items()):
             run = by_seed.get(seed)
             if run is None:
@@ -119,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     tally[0] += int(called)
                     tally[1] += 1
             scores.setdefault(key, []).append(per_class)
-            print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
+            loss = log_loss(yva, val_p, labels=np.arange(val_p.shape[1]))
+            print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  val loss {loss:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
     print()
     print(f"{'model':34s} {'macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes))
     for name, rows in scores.items():

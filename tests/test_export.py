@@ -21,6 +21,7 @@ import torch
 from deeptao.cli import main
 from deeptao.data.inputs import dihedral
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES
+from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES
 from deeptao.models import create_model, load_model
 from deeptao.models.taonet import TaoNet
 
@@ -160,7 +161,7 @@ def test_the_model_card_says_what_the_model_reads_and_learnt(run, exported):
     assert card["model"] == "taonet-lc" and card["classes"] == list(model.classes_)
     assert card["representation"]["settings"] == {"crop": 16, "aperture": 3.0, "night_gap": 0.5}
     assert list(card["representation"]["scalars"]) == list(SCALAR_NAMES)
-    assert card["representation"]["features"] == [*FEATURE_NAMES, *STAMP_FEATURE_NAMES]
+    assert card["representation"]["features"] == [*FEATURE_NAMES, *STAMP_FEATURE_NAMES, *VARIABILITY_FEATURE_NAMES]
     assert [spec["name"] for spec in card["inputs"]] == ["x", "ref", "scalars", "lengths", "features"]
     assert card["prediction"]["views"] == 8
     counts = pd.Series(np.asarray(model.classes_)[y[train]]).value_counts().to_dict()

@@ -282,10 +282,10 @@ def test_a_taonet_file_saved_before_stamp_features_loads_without_them(tmp_path, 
     np.testing.assert_array_equal(loaded.predict_proba(cache, rows), model.predict_proba(cache, rows))
 
 
-def test_stamp_features_are_measured_on_the_nights_given_to_early_classification(blob):
+def test_stamp_and_variability_features_are_measured_on_the_nights_given_to_early_classification(blob):
     cache, y = blob
     model = create_model("taonet", max_epochs=1, progress=False, views=1)
-    assert model.stamp_features  # the default
+    assert model.stamp_features and model.variability_features  # the defaults
     model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
     from deeptao.data.representation import open_sequences
 
@@ -295,7 +295,7 @@ def test_stamp_features_are_measured_on_the_nights_given_to_early_classification
     np.testing.assert_allclose(model.predict_proba_nights(objects), model.predict_proba(cache, rows), rtol=1e-5, atol=1e-6)
     early = [obj.first_nights(2) for obj in objects]
     assert not np.allclose(model.predict_proba_nights(early), model.predict_proba(cache, rows))
-    with pytest.raises(ValueError, match="takes 12 features per object"):
+    with pytest.raises(ValueError, match=f"takes {12 + 5} features per object"):
         model._predict_nights(iter(objects), None, len(objects))
 
 

@@ -164,18 +164,26 @@ class ObjectNights:
         coadd = self.coadd[:k]
         return ObjectNights(coadd, _reference(coadd), self.mjd[:k], self.night_noise[:k], self.exposures[:k], self.noise)
 
+    def aperture_photometry(self, aperture: float = SequenceSettings.aperture) -> tuple[np.ndarray, np.ndarray, float]:
+        """Forced photometry at the centre: each night's aperture flux, its noise, and the reference's flux.
+
+        All in units of the object's noise scale, float64; the flux of a steady
+        source is the same every night whatever the sky did.
+        """
+        ap = _aperture(self.coadd.shape[-1], aperture)
+        flux = np.einsum("nij,ij->n", self.coadd, ap, dtype=np.float64)
+        flux_noise = _aperture_noise(self.coadd.shape[-1], aperture) * self.night_noise.astype(np.float64)
+        return flux, flux_noise, float((self.reference * ap).sum())
+
     def scalars(self, aperture: float = SequenceSettings.aperture) -> np.ndarray:
         """Per-night scalars (:data:`SCALAR_NAMES`), float32 (n_nights, 5)."""
-        ap = _aperture(self.coadd.shape[-1], aperture)
-        ap_noise = math.sqrt(float((ap**2).sum()))  # aperture noise of a unit-noise image
-        flux = np.einsum("nij,ij->n", self.coadd, ap, dtype=np.float64)
-        diff = flux - float((self.reference * ap).sum())
+        flux, flux_noise, reference_flux = self.aperture_photometry(aperture)
         noise = self.night_noise.astype(np.float64)
         gaps = np.diff(self.mjd, prepend=self.mjd[:1]) if len(self.mjd) else self.mjd
         return np.column_stack(
             [
-                np.arcsinh(flux / ap_noise),
-                np.arcsinh(diff / (ap_noise * noise)),
+                np.arcsinh(flux / _aperture_noise(self.coadd.shape[-1], aperture)),
+                np.arcsinh((flux - reference_flux) / flux_noise),
                 np.log(noise),
                 np.log1p(np.clip(gaps, 0.0, None)),
                 self.exposures / 4.0,
@@ -201,6 +209,11 @@ def _aperture(crop: int, radius: float) -> np.ndarray:
     weights = inside.mean(axis=(2, 3)).astype(np.float64)
     weights.setflags(write=False)
     return weights
+
+
+def _aperture_noise(crop: int, radius: float) -> float:
+    """Noise of the aperture sum over an image of unit pixel noise."""
+    return math.sqrt(float((_aperture(crop, radius) ** 2).sum()))
 
 
 def _sky(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

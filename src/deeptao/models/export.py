@@ -147,7 +147,7 @@ def _sequence_inputs(crop: int, n_features: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
     if n_features:
         inputs.append({"name": "features", "shape": ["batch", n_features], "dtype": "float32",
-                       "holds": "raw per-object features (light-curve, stamp), in the order of representation.features (NaN where undefined)"})  # fmt: skip
+                       "holds": "raw per-object features (light-curve, stamp, variability), in the order of representation.features (NaN where undefined)"})  # fmt: skip
     return inputs
 
 
@@ -209,6 +209,10 @@ def _representation(estimator: Any) -> dict[str, Any]:
             out["build"].append("light-curve features: deeptao.lightcurves.features_from_arrays with feature_photometry, raw (NaN allowed)")
         if getattr(estimator, "stamp_features", False):
             out["build"].append("stamp features: deeptao.data.stamp_features.stamp_features of the object's nights, raw (NaN allowed)")
+        if getattr(estimator, "variability_features", False):
+            out["build"].append(
+                "variability features: deeptao.data.variability_features.variability_features of the object's nights, raw (NaN allowed)"
+            )
         out["build"].append("features: the columns in the order of representation.features")
     return out
 

@@ -149,14 +149,15 @@ class OnnxClassifier:
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        """The card's features of each object: light-curve features and stamp features, in the card's order."""
+        """The card's features of each object: light-curve, stamp and variability features, in the card's order."""
         from deeptao.data.representation import SequenceSettings, object_nights
         from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
+        from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
         from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, features_from_arrays
 
         representation = self.card["representation"]
         names = list(representation["features"])
-        unknown = sorted(set(names) - set(FEATURE_NAMES) - set(STAMP_FEATURE_NAMES))
+        unknown = sorted(set(names) - set(FEATURE_NAMES) - set(STAMP_FEATURE_NAMES) - set(VARIABILITY_FEATURE_NAMES))
         if unknown:
             raise OnnxModelError(f"{self.path}: the model reads features this deeptao does not compute: {', '.join(unknown)}")
         columns: dict[str, np.ndarray] = {}
@@ -166,10 +167,13 @@ class OnnxClassifier:
                 photometry["centre"] = tuple(photometry["centre"])
             table = features_from_arrays(sources, settings=PhotometrySettings(**photometry))
             columns.update((name, table[name].to_numpy(np.float64)) for name in FEATURE_NAMES)
-        if set(names) & set(STAMP_FEATURE_NAMES):
+        own = [(block, matrix) for block, matrix in ((STAMP_FEATURE_NAMES, stamp_feature_matrix),
+                                                     (VARIABILITY_FEATURE_NAMES, variability_feature_matrix)) if set(names) & set(block)]
+        if own:
             settings = SequenceSettings(**representation["settings"])
-            stamp = stamp_feature_matrix(object_nights(*src, settings) for src in sources)
-            columns.update(zip(STAMP_FEATURE_NAMES, stamp.T, strict=True))
+            nights = [object_nights(*src, settings) for src in sources]
+            for block, matrix in own:
+                columns.update(zip(block, matrix(nights).T, strict=True))
         return np.column_stack([columns[name] for name in names]).astype(np.float32)
 
     def _predict_images(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:

@@ -32,6 +32,14 @@ reference itself. The parts, and why:
   stars. On ten splits of a 300-per-class survey they raised validation
   macro F1 on 7 of 10 splits (mean +0.015) and OTHER's test F1 from 0.45 to
   0.51 (``docs/benchmarks.md``).
+- **Variability features** (``variability_features=True``, the default since
+  2026-12-05): five numbers of :mod:`deeptao.data.variability_features` on
+  how much, how often and at what lag the central flux changes, measured on
+  the same nights, after the stamp features. The per-night photometry is an
+  input too, but the recurrent network does not learn these timescales from
+  it on a thousand objects. On ten splits they raised validation macro F1
+  by 0.010 (6 of 10 splits) and lowered validation log-loss by 0.025 (9 of
+  10); AGN and blazars gained most on test.
 - **Rotation invariance**: training draws one of the eight flips/rotations per
   object; prediction averages the probabilities of all eight (as the ALeRCE
   stamp classifier does).
@@ -51,14 +59,15 @@ forest's 0.555 ± 0.016, each fit in under two minutes on two CPU cores
 five splits trained on a GPU, bfloat16 and float32 score 0.671 and 0.662, and
 no setting of a sweep of 25 did clearly better on validation. With the stamp
 features, float32 on a GPU, ten splits: 0.680 ± 0.021 against the forest's
-0.569 ± 0.025.
+0.569 ± 0.025; with the variability features as well, float32 on two CPU
+cores, the same ten splits: 0.694 ± 0.032.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,6 +79,7 @@ from torch.utils.data import DataLoader
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
+from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
 from deeptao.models._torch import TorchClassifier, make_loader
@@ -252,6 +262,11 @@ class TaoNetClassifier(TorchClassifier):
     stamp_features : bool, default=True
         Fuse the twelve stamp features of :mod:`deeptao.data.stamp_features`
         before the head (measured on the nights the network is given).
+    variability_features : bool, default=True
+        Fuse the five variability features of
+        :mod:`deeptao.data.variability_features` (how much, how often and on
+        what timescale the central flux changes) after the stamp features
+        (measured on the nights the network is given).
     max_epochs : int, default=20
     batch_size : int or None, default=None
         Objects per training batch; None sizes it to the data: a fortieth of
@@ -275,7 +290,8 @@ class TaoNetClassifier(TorchClassifier):
     #: whether the network also takes the light-curve features (taonet-lc)
     uses_features = False
     _batch_size_from_data = True
-    _defaults_before_recorded = {"stamp_features": False}  # files saved before 2026-12-04 had none
+    # files saved before these options existed had neither feature block
+    _defaults_before_recorded = {"stamp_features": False, "variability_features": False}
 
     def __init__(
         self,
@@ -289,6 +305,7 @@ class TaoNetClassifier(TorchClassifier):
         time_crop: float = 1.0,
         views: int = _N_VIEWS,
         stamp_features: bool = True,
+        variability_features: bool = True,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
@@ -312,6 +329,7 @@ class TaoNetClassifier(TorchClassifier):
         self.time_crop = time_crop
         self.views = views
         self.stamp_features = stamp_features
+        self.variability_features = variability_features
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -332,7 +350,9 @@ class TaoNetClassifier(TorchClassifier):
 
     def feature_names(self) -> tuple[str, ...]:
         """The per-object features the network takes before its head, in order (empty: none)."""
-        return STAMP_FEATURE_NAMES if self.stamp_features else ()
+        return (STAMP_FEATURE_NAMES if self.stamp_features else ()) + (
+            VARIABILITY_FEATURE_NAMES if self.variability_features else ()
+        )
 
     def _n_features(self) -> int:
         return len(self.feature_names())
@@ -351,17 +371,23 @@ class TaoNetClassifier(TorchClassifier):
 
     # ------------------------------------------------------------------ features (taonet-lc)
 
-    def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
-        if not self.stamp_features:
+    def _nights_features(self, objects: Iterable[ObjectNights]) -> np.ndarray | None:
+        """The features measured on the representation itself (stamp, then variability); None if taonet takes none."""
+        if not (self.stamp_features or self.variability_features):
             return None
+        objects = list(objects)
+        blocks = [stamp_feature_matrix(objects)] if self.stamp_features else []
+        if self.variability_features:
+            blocks.append(variability_feature_matrix(objects))
+        return np.column_stack(blocks)
+
+    def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
         store = open_sequences(cache, self._settings())
-        return stamp_feature_matrix(store.object(int(r)) for r in np.asarray(rows, dtype=np.int64))
+        return self._nights_features(store.object(int(r)) for r in np.asarray(rows, dtype=np.int64))
 
     def _array_features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray | None:
-        if not self.stamp_features:
-            return None
         settings = self._settings()
-        return stamp_feature_matrix(object_nights(*src, settings) for src in sources)
+        return self._nights_features(object_nights(*src, settings) for src in sources)
 
     def _fit_features(self, features: np.ndarray) -> None:
         """Learn the features' standardisation (median, IQR) from the training objects."""
@@ -429,12 +455,12 @@ class TaoNetClassifier(TorchClassifier):
         """Class probabilities for objects already in the representation (e.g. cut to their first nights).
 
         ``features``: taonet-lc's light-curve features of the same objects; the
-        stamp features are measured here from ``objects``.
+        stamp and variability features are measured here from ``objects``.
         """
         self._prepare_inference()
-        if self.stamp_features:
-            stamp = stamp_feature_matrix(objects)
-            features = stamp if features is None else np.column_stack([features, stamp])
+        own = self._nights_features(objects)
+        if own is not None:
+            features = own if features is None else np.column_stack([features, own])
         return self._predict_nights(iter(objects), features, len(objects))
 
     def _predict_nights(self, objects: Iterator[ObjectNights], features: np.ndarray | None, n: int) -> np.ndarray:
