@@ -143,3 +143,22 @@ def test_unknown_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["replicate", "--out", str(tmp_path), "--models", "nope"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown model 'nope'" in err
+
+
+def test_precision_reaches_every_network_and_no_forest():
+    from deeptao.models import create_model
+    from deeptao.replicate import _model_kwargs
+
+    opts = ReplicateOptions(precision="32")
+    for model in ("seed-cnn", "taonet", "taonet-lc"):
+        assert create_model(model, **_model_kwargs(model, opts)).precision == "32", model
+    assert _model_kwargs("taonet+rf", opts)["network_params"]["precision"] == "32"
+    assert _model_kwargs("lc-rf", opts) == {}
+    assert create_model("taonet", **_model_kwargs("taonet", ReplicateOptions())).precision == "auto"
+
+
+def test_unknown_precision_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["replicate", "--out", str(tmp_path), "--precision", "16"])
+    assert exc.value.code == 2 and "--precision" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -54,6 +54,7 @@ class ReplicateOptions:
     max_objects: int | None = option("train on at most this many objects per model (small machines)", default=None)
     max_epochs: int | None = option("epochs per network (default: each model's own)", default=None)
     max_minutes: float | None = option("wall-clock cap per network fit, in minutes (makes runs machine-dependent)", default=None)
+    precision: str = option("network compute precision: auto (bfloat16 where the CPU or GPU supports it), 32 (float32 everywhere, for scores and times comparable across machines) or bf16", default="auto", choices=("auto", "32", "bf16"))
     objects_per_class: int = option("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
     survey_seed: int = option("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
     workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
@@ -202,7 +203,7 @@ def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
     """The network limits of ``opts`` as parameters of ``model`` (of its network, for taonet+rf)."""
     if model not in (*_NETWORKS, "taonet+rf"):
         return {}
-    kw: dict[str, Any] = {"max_epochs": opts.max_epochs, "max_objects": opts.max_objects}
+    kw: dict[str, Any] = {"max_epochs": opts.max_epochs, "max_objects": opts.max_objects, "precision": opts.precision}
     if opts.max_minutes:
         total = int(opts.max_minutes * 60)
         kw["max_time"] = f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
