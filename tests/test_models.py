@@ -268,16 +268,23 @@ def test_save_load_round_trip_and_arrays_match_cache(name, tmp_path, blob, fitte
     np.testing.assert_allclose(loaded.predict_proba_arrays(items), before, rtol=1e-5, atol=1e-6)
 
 
-def test_a_taonet_file_saved_before_stamp_features_loads_without_them(tmp_path, blob):
+@pytest.mark.parametrize(
+    ("absent", "kept"),
+    [(("stamp_features", "variability_features"), ()), (("variability_features",), ("stamp_features",))],
+    ids=["before-stamp-features", "before-variability-features"],
+)
+def test_a_taonet_file_saved_before_a_feature_block_loads_without_it(tmp_path, blob, absent, kept):
     cache, y = blob
-    model = create_model("taonet", max_epochs=1, progress=False, stamp_features=False, views=1)
+    params = {name: name in kept for name in ("stamp_features", "variability_features")}
+    model = create_model("taonet", max_epochs=1, progress=False, views=1, **params)
     model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
     path = model.save(tmp_path / "model.pt")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    del payload["params"]["stamp_features"]  # as a file written before the parameter existed
+    for name in absent:
+        del payload["params"][name]  # as a file written before the parameter existed
     torch.save(payload, path)
     loaded = load_model(path)
-    assert loaded.stamp_features is False
+    assert {name: getattr(loaded, name) for name in params} == params
     rows = np.arange(len(y))
     np.testing.assert_array_equal(loaded.predict_proba(cache, rows), model.predict_proba(cache, rows))
 
