@@ -14,7 +14,8 @@ object-group splits as ``bench_networks.py``, and prints test and validation
 macro F1 per class. No feature reveals the label. With ``--networks DIR``
 (probabilities saved by ``bench_networks.py --save-proba DIR``) it also prints
 the networks' scores on the same splits, and their product with the stamp
-forest at a weight chosen on validation log-loss (the rule of ``taonet+rf``).
+forest (with ``--variability``, the forest that has those features too) at a
+weight chosen on validation log-loss (the rule of ``taonet+rf``).
 With ``--truth`` (a simulated survey's ``simulation_truth.csv``) it also counts,
 for each kind of OTHER the simulator drew, how many test objects each model
 called OTHER, pooled over the splits. The truth is only read for this count.
@@ -124,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             if not (np.array_equal(run["val_rows"], va) and np.array_equal(run["test_rows"], te)):
                 raise SystemExit(f"{args.networks}: {model} on split {seed} was not scored on this cache's split")
             proba[model] = run["val_proba"], run["test_proba"]
-            weight = choose_weight(run["val_proba"], proba["lc-rf + stamp"][0], yva)
-            proba[f"{model} x stamp forest (w {weight:g})"] = tuple(
-                fuse_probabilities(net, forest, weight) for net, forest in zip(proba[model], proba["lc-rf + stamp"], strict=True)
+            fused_with = forests[-1][0]  # the forest with the most features
+            weight = choose_weight(run["val_proba"], proba[fused_with][0], yva)
+            proba[f"{model} x {fused_with} (w {weight:g})"] = tuple(
+                fuse_probabilities(net, forest, weight) for net, forest in zip(proba[model], proba[fused_with], strict=True)
             )
         for name, (val_p, test_p) in proba.items():
             per_class = _macro_f1(yte, test_p, per_class=True)
