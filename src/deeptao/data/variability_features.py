@@ -24,8 +24,8 @@ on about a thousand training objects a recurrent network does not learn
 these timescales from it. On ten group splits of a 300-per-class simulated
 survey they raised the validation macro F1 of taonet-lc by 0.023 and of
 taonet by 0.010 and lowered both validation log-losses, AGN and blazars
-gaining most; a forest on the light-curve and stamp features gained 0.015
-from them (``docs/benchmarks.md``).
+gaining most; a forest on the light-curve and stamp features gained 0.014
+in validation macro F1 from them (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations

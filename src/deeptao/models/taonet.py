@@ -59,7 +59,7 @@ forest's 0.555 ± 0.016, each fit in under two minutes on two CPU cores
 five splits trained on a GPU, bfloat16 and float32 score 0.671 and 0.662, and
 no setting of a sweep of 25 did clearly better on validation. With the stamp
 features, float32 on a GPU, ten splits: 0.680 ± 0.021 against the forest's
-0.569 ± 0.025; with the variability features as well, float32 on two CPU
+0.569 ± 0.025; with the variability features as well, bfloat16 on two CPU
 cores, the same ten splits: 0.694 ± 0.032.
 """
 
