@@ -80,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     task = select_task("6class", cache.labels_array())
     t0 = time.perf_counter()
     store = open_sequences(cache, SequenceSettings(crop=12))  # taonet's default representation
-    stamp = np.array([stamp_features(store.object(i)) for i in range(len(store))])
+    objects = [store.object(i) for i in range(len(store))]  # read once for both feature sets
+    stamp = np.array([stamp_features(obj) for obj in objects])
     print(f"stamp features of {len(store)} objects in {time.perf_counter() - t0:.1f} s")
     if args.variability:
-        variability = np.array([variability_features(store.object(i)) for i in range(len(store))])
+        variability = np.array([variability_features(obj) for obj in objects])
+    del objects
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds = _other_kinds(args.truth, cache) if args.truth else None
     found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]

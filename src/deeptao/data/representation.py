@@ -211,6 +211,7 @@ def _aperture(crop: int, radius: float) -> np.ndarray:
     return weights
 
 
+@functools.lru_cache(maxsize=8)
 def _aperture_noise(crop: int, radius: float) -> float:
     """Noise of the aperture sum over an image of unit pixel noise."""
     return math.sqrt(float((_aperture(crop, radius) ** 2).sum()))
