@@ -22,9 +22,12 @@ called OTHER, pooled over the splits. The truth is only read for this count.
 With ``--variability`` it also fits a third forest with the five variability
 features of :mod:`deeptao.data.variability_features` after the stamp's (the
 check that they carry something the forest's own features do not), and
-prints each forest's validation log-loss.
+prints each forest's validation log-loss. With ``--intra-night`` as well, a
+fourth forest adds the five intra-night features of
+:mod:`deeptao.data.intra_night_features` (what changes within a night's
+visit, which the nightly co-adds and bins average away).
 
-    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability]
+    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability [--intra-night]]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 from saved_proba import saved_fits
 from sklearn.metrics import f1_score, log_loss
 
+from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_features
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_features
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_features
 
@@ -66,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", type=Path, default=None, help="probabilities saved by bench_networks.py --save-proba")
     parser.add_argument("--truth", type=Path, default=None, help="simulation_truth.csv of the simulated survey: OTHER recall per kind")
     parser.add_argument("--variability", action="store_true", help="also fit a forest with the variability features after the stamp's")
+    parser.add_argument("--intra-night", action="store_true", help="with --variability: a fourth forest, the intra-night features added")
     args = parser.parse_args(argv)
+    if args.intra_night and not args.variability:
+        parser.error("--intra-night needs --variability")
 
     from deeptao.data.cache import open_cache
     from deeptao.data.representation import SequenceSettings, open_sequences
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stamp features of {len(store)} objects in {time.perf_counter() - t0:.1f} s")
     if args.variability:
         variability = np.array([variability_features(obj) for obj in objects])
+    if args.intra_night:
+        intra = np.array([intra_night_features(obj) for obj in objects])
     del objects
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds = _other_kinds(args.truth, cache) if args.truth else None
@@ -107,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.variability:
         both = np.column_stack([stamp, variability])
         forests.append(("lc-rf + stamp + variability", lambda: StampForest(both, STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES)))
+    if args.intra_night:
+        every = np.column_stack([stamp, variability, intra])
+        names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + INTRA_NIGHT_FEATURE_NAMES
+        forests.append(("lc-rf + stamp + var + intra-night", lambda: StampForest(every, names)))
 
     scores: dict[str, list[np.ndarray]] = {}
     importances: list[dict[str, float]] = []

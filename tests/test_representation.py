@@ -152,6 +152,8 @@ def test_the_store_of_a_prepared_cache_equals_the_objects_built_from_a_file(tmp_
         np.testing.assert_array_equal(stored.coadd, direct.coadd)
         np.testing.assert_array_equal(stored.reference, direct.reference)
         np.testing.assert_array_equal(stored.scalars(), direct.scalars())
+        np.testing.assert_array_equal(stored.intra_chi2, direct.intra_chi2)
+        np.testing.assert_array_equal(stored.intra_slope, direct.intra_slope)
     again = pickle.loads(pickle.dumps(store))
     np.testing.assert_array_equal(again.object(1).coadd, store.object(1).coadd)
 

@@ -30,6 +30,13 @@ steps, each for a reason:
    the centre of the co-add and of the difference, in units of one exposure's
    aperture noise; the night's noise relative to the object's; the log time
    gap to the previous night; the number of exposures that night.
+6. **What changed within a night.** The co-add averages a visit's exposures,
+   some ten minutes apart, and with them what happens in half an hour: a
+   stellar flare decaying in minutes, an asteroid crossing the aperture, an
+   RR Lyrae star rising. Before averaging, each exposure's forced photometry
+   gives two numbers per night (:attr:`ObjectNights.intra_chi2`,
+   :attr:`ObjectNights.intra_slope`): the scatter of the exposures about
+   their mean and the significance of a straight-line trend through them.
 
 Pixels are kept linear (sky-subtracted counts over the object's noise scale)
 in the central ``crop`` x ``crop`` square: the object sits at the centre of
@@ -80,7 +87,7 @@ __all__ = [
 ]
 
 SEQUENCES_DIR = "sequences"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the intra-night scatter and trend of each night
 _MAD_TO_SIGMA = 1.4826
 
 #: what each per-night scalar holds (an exported model's card quotes these)
@@ -143,6 +150,19 @@ class ObjectNights:
         Exposures co-added each night.
     noise : float
         The object's noise scale in ADU (median sky noise of one exposure).
+    intra_chi2 : float32 (n_nights,)
+        Reduced chi-square of the night's exposures' aperture fluxes about
+        their weighted mean, each in units of its sky noise (about 1 when
+        nothing changed within the night); NaN for a night with fewer than two
+        exposures whose aperture lies wholly on the chip. A bright source's
+        own photon noise is not in the sky noise, so a bright steady star
+        sits above 1: compare a night with the object's other nights.
+    intra_slope : float32 (n_nights,)
+        Significance (slope over its standard error) of a weighted straight
+        line through the same fluxes against time: negative for a fading
+        flare; NaN where ``intra_chi2`` is.
+        Both default to NaN (no exposure-level information), for objects
+        built by hand.
     """
 
     coadd: np.ndarray
@@ -151,6 +171,15 @@ class ObjectNights:
     night_noise: np.ndarray
     exposures: np.ndarray
     noise: float
+    intra_chi2: np.ndarray | None = None
+    intra_slope: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.mjd)
+        if self.intra_chi2 is None:
+            self.intra_chi2 = np.full(n, np.nan, np.float32)
+        if self.intra_slope is None:
+            self.intra_slope = np.full(n, np.nan, np.float32)
 
     def __len__(self) -> int:
         return len(self.mjd)
@@ -162,7 +191,10 @@ class ObjectNights:
         if k >= len(self):
             return self
         coadd = self.coadd[:k]
-        return ObjectNights(coadd, _reference(coadd), self.mjd[:k], self.night_noise[:k], self.exposures[:k], self.noise)
+        return ObjectNights(
+            coadd, _reference(coadd), self.mjd[:k], self.night_noise[:k], self.exposures[:k], self.noise,
+            self.intra_chi2[:k], self.intra_slope[:k],
+        )  # fmt: skip
 
     def aperture_photometry(self, aperture: float = SequenceSettings.aperture) -> tuple[np.ndarray, np.ndarray, float]:
         """Forced photometry at the centre: each night's aperture flux, its noise, and the reference's flux.
@@ -243,6 +275,34 @@ def _sky(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return level, noise
 
 
+def _intra_night(
+    flux: np.ndarray, flux_noise: np.ndarray, t: np.ndarray, usable: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each night's reduced chi-square about the weighted mean and trend significance (see :class:`ObjectNights`).
+
+    ``flux``, ``flux_noise``, ``t``, ``usable``: one per exposure, nights
+    starting at ``starts``. Two passes (means, then deviations from them), so a
+    bright star's large fluxes do not cancel away the scatter.
+    """
+    night = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(flux)]))
+    w = np.where(usable, 1.0 / flux_noise**2, 0.0)
+    n_used = np.add.reduceat(usable.astype(np.int64), starts)
+    sum_w = np.add.reduceat(w, starts)
+    enough = n_used >= 2
+    safe_w = np.where(sum_w > 0, sum_w, 1.0)
+    f_mean = np.add.reduceat(w * np.where(usable, flux, 0.0), starts) / safe_w
+    t_mean = np.add.reduceat(w * t, starts) / safe_w
+    df = np.where(usable, flux - f_mean[night], 0.0)
+    dt = (t - t_mean[night]) * 1440.0  # minutes: keeps the sums of squares well scaled
+    chi2 = np.add.reduceat(w * df**2, starts)
+    stt = np.add.reduceat(w * dt**2, starts)
+    stf = np.add.reduceat(w * dt * df, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reduced = np.where(enough, chi2 / np.maximum(n_used - 1, 1), np.nan)
+        slope_sig = np.where(enough & (stt > 0), stf / np.sqrt(stt), np.nan)  # (stf/stt) / (1/sqrt(stt))
+    return reduced.astype(np.float32), slope_sig.astype(np.float32)
+
+
 def _reference(coadd: np.ndarray) -> np.ndarray:
     if len(coadd) == 0:
         return np.zeros(coadd.shape[1:], np.float32)
@@ -305,7 +365,8 @@ def object_nights(
 
     weight = 1.0 / noise**2  # (k,)
     pixel_w = valid * weight[:, None, None]  # (k, c, c)
-    signal = (stamp.astype(np.float64) - level[:, None, None]) * pixel_w
+    sky_subtracted = stamp.astype(np.float64) - level[:, None, None]
+    signal = sky_subtracted * pixel_w
     sum_w = np.add.reduceat(pixel_w, starts, axis=0)
     coadd_adu = np.add.reduceat(signal, starts, axis=0) / np.maximum(sum_w, 1e-300)
     coadd_adu[sum_w <= 0] = 0.0
@@ -314,7 +375,18 @@ def object_nights(
     coadd = (coadd_adu / scale).astype(np.float32)
     reference = _reference(coadd)
     night_mjd = np.add.reduceat(t, starts) / n_exp
-    return ObjectNights(coadd, reference, night_mjd, (night_noise / scale).astype(np.float32), n_exp.astype(np.int64), scale)
+    ap = _aperture(c, cfg.aperture)
+    usable = valid[:, ap > 0].all(axis=1)  # an exposure with its aperture partly off the chip says nothing
+    exposure_flux = np.einsum("kij,ij->k", sky_subtracted, ap) / scale
+    # the source's own photon noise, which the sky noise leaves out: a pixel's variance grows by its
+    # counts over the gain, and the sky gives the gain itself (variance / level of a sky-dominated image)
+    photon_var = np.einsum("kij,ij->k", np.maximum(sky_subtracted, 0.0), ap**2) * noise**2 / np.maximum(level, noise**2)
+    exposure_noise = np.sqrt(_aperture_noise(c, cfg.aperture) ** 2 * noise**2 + photon_var) / scale
+    intra_chi2, intra_slope = _intra_night(exposure_flux, exposure_noise, t, usable, starts)
+    return ObjectNights(
+        coadd, reference, night_mjd, (night_noise / scale).astype(np.float32), n_exp.astype(np.int64), scale,
+        intra_chi2, intra_slope,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the cache's store
@@ -383,8 +455,8 @@ def build_sequences(
 
     Written to ``CACHE/sequences/<key>/``: ``coadd.f32`` (every night of every
     object, in object order), ``reference.f32`` (one per object), and
-    ``nights.npz`` (per-night scalars and MJDs, per-object offsets and noise
-    scales). The key hashes the settings and the cache's identity; a store
+    ``nights.npz`` (per-night noise, exposure counts, MJDs and intra-night
+    scatter and trend; per-object offsets and noise scales). The key hashes the settings and the cache's identity; a store
     appears under its key only when complete (``meta.json`` is written last),
     so an interrupted build is redone, never half-read.
     """
@@ -404,7 +476,7 @@ def build_sequences(
     chunks = [np.arange(s, min(n, s + chunk_objects)) for s in range(0, n, chunk_objects)]
     offsets = np.zeros(n + 1, np.int64)
     noise = np.ones(n, np.float64)
-    night_noise, exposures, mjds = [], [], []
+    night_noise, exposures, mjds, intra_chi2, intra_slope = [], [], [], [], []
     references = np.zeros((n, c, c), np.float32)
     tmp = folder / "coadd.f32.tmp"
     bar = (progress or _default_progress)(n, "sequences")
@@ -427,6 +499,8 @@ def build_sequences(
                         night_noise.append(obj.night_noise)
                         exposures.append(obj.exposures)
                         mjds.append(obj.mjd)
+                        intra_chi2.append(obj.intra_chi2)
+                        intra_slope.append(obj.intra_slope)
                     bar.update(len(rows))
             finally:
                 if pool is not None:
@@ -440,6 +514,8 @@ def build_sequences(
             night_noise=np.concatenate(night_noise) if night_noise else np.zeros(0, np.float32),
             exposures=np.concatenate(exposures) if exposures else np.zeros(0, np.int64),
             mjd=np.concatenate(mjds) if mjds else np.zeros(0),
+            intra_chi2=np.concatenate(intra_chi2) if intra_chi2 else np.zeros(0, np.float32),
+            intra_slope=np.concatenate(intra_slope) if intra_slope else np.zeros(0, np.float32),
         )
         meta = {"format": _FORMAT_VERSION, "key": key, "settings": cfg.to_dict(), "n_objects": n, "n_nights": int(offsets[-1])}
         (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=1))
@@ -466,6 +542,8 @@ class SequenceStore:
             self.night_noise = z["night_noise"]
             self.exposures = z["exposures"]
             self.mjd = z["mjd"]
+            self.intra_chi2 = z["intra_chi2"]
+            self.intra_slope = z["intra_slope"]
         self._coadd: np.ndarray | None = None
         self._reference: np.ndarray | None = None
 
@@ -482,6 +560,8 @@ class SequenceStore:
         store.night_noise = np.concatenate([o.night_noise for o in objects]) if objects else np.zeros(0, np.float32)
         store.exposures = np.concatenate([o.exposures for o in objects]) if objects else np.zeros(0, np.int64)
         store.mjd = np.concatenate([o.mjd for o in objects]) if objects else np.zeros(0)
+        store.intra_chi2 = np.concatenate([o.intra_chi2 for o in objects]) if objects else np.zeros(0, np.float32)
+        store.intra_slope = np.concatenate([o.intra_slope for o in objects]) if objects else np.zeros(0, np.float32)
         store._coadd = np.concatenate([o.coadd for o in objects]) if objects else np.zeros((0, c, c), np.float32)
         store._reference = np.stack([o.reference for o in objects]) if objects else np.zeros((0, c, c), np.float32)
         return store
@@ -520,6 +600,7 @@ class SequenceStore:
         return ObjectNights(
             np.asarray(coadd[lo:hi]), np.asarray(reference[i]), self.mjd[lo:hi],
             self.night_noise[lo:hi], self.exposures[lo:hi], float(self.noise[i]),
+            self.intra_chi2[lo:hi], self.intra_slope[lo:hi],
         )  # fmt: skip
 
 

@@ -213,6 +213,10 @@ def _representation(estimator: Any) -> dict[str, Any]:
             out["build"].append(
                 "variability features: deeptao.data.variability_features.variability_features of the object's nights, raw (NaN allowed)"
             )
+        if getattr(estimator, "intra_night_features", False):
+            out["build"].append(
+                "intra-night features: deeptao.data.intra_night_features.intra_night_features of the object's nights, raw (NaN allowed)"
+            )
         out["build"].append("features: the columns in the order of representation.features")
     return out
 

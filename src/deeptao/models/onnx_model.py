@@ -149,7 +149,8 @@ class OnnxClassifier:
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        """The card's features of each object: light-curve, stamp and variability features, in the card's order."""
+        """The card's features of each object: light-curve, stamp, variability and intra-night features, in the card's order."""
+        from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
         from deeptao.data.representation import SequenceSettings, object_nights
         from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
         from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
@@ -157,7 +158,8 @@ class OnnxClassifier:
 
         representation = self.card["representation"]
         names = list(representation["features"])
-        unknown = sorted(set(names) - set(FEATURE_NAMES) - set(STAMP_FEATURE_NAMES) - set(VARIABILITY_FEATURE_NAMES))
+        known = set(FEATURE_NAMES) | set(STAMP_FEATURE_NAMES) | set(VARIABILITY_FEATURE_NAMES) | set(INTRA_NIGHT_FEATURE_NAMES)
+        unknown = sorted(set(names) - known)
         if unknown:
             raise OnnxModelError(f"{self.path}: the model reads features this deeptao does not compute: {', '.join(unknown)}")
         columns: dict[str, np.ndarray] = {}
@@ -167,8 +169,9 @@ class OnnxClassifier:
                 photometry["centre"] = tuple(photometry["centre"])
             table = features_from_arrays(sources, settings=PhotometrySettings(**photometry))
             columns.update((name, table[name].to_numpy(np.float64)) for name in FEATURE_NAMES)
-        own = [(block, matrix) for block, matrix in ((STAMP_FEATURE_NAMES, stamp_feature_matrix),
-                                                     (VARIABILITY_FEATURE_NAMES, variability_feature_matrix)) if set(names) & set(block)]
+        blocks = ((STAMP_FEATURE_NAMES, stamp_feature_matrix), (VARIABILITY_FEATURE_NAMES, variability_feature_matrix),
+                  (INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix))
+        own = [(block, matrix) for block, matrix in blocks if set(names) & set(block)]
         if own:
             settings = SequenceSettings(**representation["settings"])
             nights = [object_nights(*src, settings) for src in sources]

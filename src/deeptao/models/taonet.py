@@ -77,6 +77,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
+from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
@@ -267,6 +268,10 @@ class TaoNetClassifier(TorchClassifier):
         :mod:`deeptao.data.variability_features` (how much, how often and on
         what timescale the central flux changes) after the stamp features
         (measured on the nights the network is given).
+    intra_night_features : bool, default=False
+        Fuse the five features of :mod:`deeptao.data.intra_night_features`
+        (how the exposures of one night differ: a fading flare, a pulsating
+        star) after the variability features.
     max_epochs : int, default=20
     batch_size : int or None, default=None
         Objects per training batch; None sizes it to the data: a fortieth of
@@ -291,7 +296,7 @@ class TaoNetClassifier(TorchClassifier):
     uses_features = False
     _batch_size_from_data = True
     # files saved before these options existed had neither feature block
-    _defaults_before_recorded = {"stamp_features": False, "variability_features": False}
+    _defaults_before_recorded = {"stamp_features": False, "variability_features": False, "intra_night_features": False}
 
     def __init__(
         self,
@@ -306,6 +311,7 @@ class TaoNetClassifier(TorchClassifier):
         views: int = _N_VIEWS,
         stamp_features: bool = True,
         variability_features: bool = True,
+        intra_night_features: bool = False,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
@@ -330,6 +336,7 @@ class TaoNetClassifier(TorchClassifier):
         self.views = views
         self.stamp_features = stamp_features
         self.variability_features = variability_features
+        self.intra_night_features = intra_night_features
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -350,8 +357,10 @@ class TaoNetClassifier(TorchClassifier):
 
     def feature_names(self) -> tuple[str, ...]:
         """The per-object features the network takes before its head, in order (empty: none)."""
-        return (STAMP_FEATURE_NAMES if self.stamp_features else ()) + (
-            VARIABILITY_FEATURE_NAMES if self.variability_features else ()
+        return (
+            (STAMP_FEATURE_NAMES if self.stamp_features else ())
+            + (VARIABILITY_FEATURE_NAMES if self.variability_features else ())
+            + (INTRA_NIGHT_FEATURE_NAMES if self.intra_night_features else ())
         )
 
     def _n_features(self) -> int:
@@ -372,13 +381,15 @@ class TaoNetClassifier(TorchClassifier):
     # ------------------------------------------------------------------ features (taonet-lc)
 
     def _nights_features(self, objects: Iterable[ObjectNights]) -> np.ndarray | None:
-        """The features measured on the representation itself (stamp, then variability); None if taonet takes none."""
-        if not (self.stamp_features or self.variability_features):
+        """The features measured on the representation itself (stamp, variability, intra-night); None if it takes none."""
+        if not (self.stamp_features or self.variability_features or self.intra_night_features):
             return None
         objects = list(objects)
         blocks = [stamp_feature_matrix(objects)] if self.stamp_features else []
         if self.variability_features:
             blocks.append(variability_feature_matrix(objects))
+        if self.intra_night_features:
+            blocks.append(intra_night_feature_matrix(objects))
         return np.column_stack(blocks)
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
