@@ -20,6 +20,7 @@ import torch
 
 from deeptao.cli import main
 from deeptao.data.inputs import dihedral
+from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES
 from deeptao.models import create_model, load_model
@@ -66,7 +67,7 @@ def run(survey):
     fitted = {}
     for stage, name, params in (
         ("taonet-object-seed0", "taonet", TINY),
-        ("taonet-lc-object-seed0", "taonet-lc", {**TINY, "views": 8}),
+        ("taonet-lc-object-seed0", "taonet-lc", {**TINY, "views": 8, "intra_night_features": True}),  # every feature block
         ("seed-cnn-object-seed0", "seed-cnn", dict(max_epochs=1, limit_train_batches=2, progress=False, precision="32")),
         ("lc-rf-object-seed0", "lc-rf", dict(n_estimators=20, n_jobs=1)),
     ):
@@ -161,7 +162,9 @@ def test_the_model_card_says_what_the_model_reads_and_learnt(run, exported):
     assert card["model"] == "taonet-lc" and card["classes"] == list(model.classes_)
     assert card["representation"]["settings"] == {"crop": 16, "aperture": 3.0, "night_gap": 0.5}
     assert list(card["representation"]["scalars"]) == list(SCALAR_NAMES)
-    assert card["representation"]["features"] == [*FEATURE_NAMES, *STAMP_FEATURE_NAMES, *VARIABILITY_FEATURE_NAMES]
+    assert card["representation"]["features"] == [
+        *FEATURE_NAMES, *STAMP_FEATURE_NAMES, *VARIABILITY_FEATURE_NAMES, *INTRA_NIGHT_FEATURE_NAMES
+    ]  # fmt: skip
     assert [spec["name"] for spec in card["inputs"]] == ["x", "ref", "scalars", "lengths", "features"]
     assert card["prediction"]["views"] == 8
     counts = pd.Series(np.asarray(model.classes_)[y[train]]).value_counts().to_dict()
