@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from deeptao import __version__
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
 from deeptao.models.onnx_model import CARD_FORMAT, CARD_METADATA_KEY, CARD_VERSION
 
 __all__ = ["EXPORT_FORMATS", "ExportError", "ExportResult", "export_model", "model_card"]
@@ -207,16 +208,7 @@ def _representation(estimator: Any) -> dict[str, Any]:
         if getattr(estimator, "uses_features", False):
             out["feature_photometry"] = _jsonable(dataclasses.asdict(PhotometrySettings()))
             out["build"].append("light-curve features: deeptao.lightcurves.features_from_arrays with feature_photometry, raw (NaN allowed)")
-        if getattr(estimator, "stamp_features", False):
-            out["build"].append("stamp features: deeptao.data.stamp_features.stamp_features of the object's nights, raw (NaN allowed)")
-        if getattr(estimator, "variability_features", False):
-            out["build"].append(
-                "variability features: deeptao.data.variability_features.variability_features of the object's nights, raw (NaN allowed)"
-            )
-        if getattr(estimator, "intra_night_features", False):
-            out["build"].append(
-                "intra-night features: deeptao.data.intra_night_features.intra_night_features of the object's nights, raw (NaN allowed)"
-            )
+        out["build"].extend(block.build_step() for block in NIGHT_FEATURE_BLOCKS if getattr(estimator, block.option, False))
         out["build"].append("features: the columns in the order of representation.features")
     return out
 

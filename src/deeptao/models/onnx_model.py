@@ -150,15 +150,13 @@ class OnnxClassifier:
 
     def _features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
         """The card's features of each object: light-curve, stamp, variability and intra-night features, in the card's order."""
-        from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
+        from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
         from deeptao.data.representation import SequenceSettings, object_nights
-        from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
-        from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
         from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, features_from_arrays
 
         representation = self.card["representation"]
         names = list(representation["features"])
-        known = set(FEATURE_NAMES) | set(STAMP_FEATURE_NAMES) | set(VARIABILITY_FEATURE_NAMES) | set(INTRA_NIGHT_FEATURE_NAMES)
+        known = set(FEATURE_NAMES).union(*(block.names for block in NIGHT_FEATURE_BLOCKS))
         unknown = sorted(set(names) - known)
         if unknown:
             raise OnnxModelError(f"{self.path}: the model reads features this deeptao does not compute: {', '.join(unknown)}")
@@ -169,14 +167,12 @@ class OnnxClassifier:
                 photometry["centre"] = tuple(photometry["centre"])
             table = features_from_arrays(sources, settings=PhotometrySettings(**photometry))
             columns.update((name, table[name].to_numpy(np.float64)) for name in FEATURE_NAMES)
-        blocks = ((STAMP_FEATURE_NAMES, stamp_feature_matrix), (VARIABILITY_FEATURE_NAMES, variability_feature_matrix),
-                  (INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix))
-        own = [(block, matrix) for block, matrix in blocks if set(names) & set(block)]
+        own = [block for block in NIGHT_FEATURE_BLOCKS if set(names) & set(block.names)]
         if own:
             settings = SequenceSettings(**representation["settings"])
             nights = [object_nights(*src, settings) for src in sources]
-            for block, matrix in own:
-                columns.update(zip(block, matrix(nights).T, strict=True))
+            for block in own:
+                columns.update(zip(block.names, block.matrix(nights).T, strict=True))
         return np.column_stack([columns[name] for name in names]).astype(np.float32)
 
     def _predict_images(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:

@@ -77,10 +77,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
-from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
-from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
-from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
 from deeptao.models._torch import TorchClassifier, make_loader
@@ -357,11 +355,11 @@ class TaoNetClassifier(TorchClassifier):
 
     def feature_names(self) -> tuple[str, ...]:
         """The per-object features the network takes before its head, in order (empty: none)."""
-        return (
-            (STAMP_FEATURE_NAMES if self.stamp_features else ())
-            + (VARIABILITY_FEATURE_NAMES if self.variability_features else ())
-            + (INTRA_NIGHT_FEATURE_NAMES if self.intra_night_features else ())
-        )
+        return tuple(name for block in self._night_feature_blocks() for name in block.names)
+
+    def _night_feature_blocks(self) -> list[Any]:
+        """The blocks of :data:`deeptao.data.night_features.NIGHT_FEATURE_BLOCKS` this network's parameters switch on."""
+        return [block for block in NIGHT_FEATURE_BLOCKS if getattr(self, block.option)]
 
     def _n_features(self) -> int:
         return len(self.feature_names())
@@ -382,15 +380,11 @@ class TaoNetClassifier(TorchClassifier):
 
     def _nights_features(self, objects: Iterable[ObjectNights]) -> np.ndarray | None:
         """The features measured on the representation itself (stamp, variability, intra-night); None if it takes none."""
-        if not (self.stamp_features or self.variability_features or self.intra_night_features):
+        blocks = self._night_feature_blocks()
+        if not blocks:
             return None
         objects = list(objects)
-        blocks = [stamp_feature_matrix(objects)] if self.stamp_features else []
-        if self.variability_features:
-            blocks.append(variability_feature_matrix(objects))
-        if self.intra_night_features:
-            blocks.append(intra_night_feature_matrix(objects))
-        return np.column_stack(blocks)
+        return np.column_stack([block.matrix(objects) for block in blocks])
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
         store = open_sequences(cache, self._settings())
