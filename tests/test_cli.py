@@ -206,3 +206,20 @@ def test_predict_with_a_saved_network_never_imports_lightning(tmp_path):
     modules = _modules_imported_by(["predict", str(stage), *files, "--out", str(tmp_path / "p.csv")], tmp_path)
     assert "deeptao.models.seed_cnn" in modules and (tmp_path / "p.csv").exists()
     assert _heavy(modules, allowed=("torch", "tqdm", "pandas", "deeptao.models")) == []  # torch.hub imports tqdm
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "{tmp}/survey", "--objects-per-class", "-1"],
+        ["simulate", "{file}"],
+        ["prepare", "{tmp}", "--out", "{file}"],
+    ],
+)
+def test_bad_values_and_a_file_for_a_folder_fail_in_one_line(argv, tmp_path, capsys):
+    file = tmp_path / "plain.txt"
+    file.write_text("not a folder")
+    argv = [a.format(tmp=tmp_path, file=file) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"deeptao {argv[0]}: error: ") and "\n" not in err and "Traceback" not in err

@@ -162,3 +162,13 @@ def test_unknown_precision_is_refused(tmp_path, capsys):
         main(["replicate", "--out", str(tmp_path), "--precision", "16"])
     assert exc.value.code == 2 and "--precision" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_every_seed_keeps_its_own_split_file(tmp_path):
+    opts = ReplicateOptions(
+        objects_per_class=3, survey_seed=5, workers=1, seeds=2, models=("lc-rf",), other_task_models=("lc-rf",)
+    )
+    replicate(tmp_path, opts)
+    first, second = (pd.read_csv(tmp_path / name) for name in ("split.csv", "split-seed1.csv"))
+    assert list(first["object_id"]) == list(second["object_id"])
+    assert not (first["split"] == second["split"]).all()

@@ -286,3 +286,12 @@ def test_an_interrupted_weight_averaging_fit_resumes_to_the_same_average(tmp_pat
     assert result.resumed and result.global_step == 4 * len(loader)
     # the average carries on from the checkpoint: not restarted from the resumed step's weights
     torch.testing.assert_close(module.network.weight.detach(), whole)
+
+
+def test_a_deterministic_fit_leaves_the_callers_torch_settings_alone(tmp_path):
+    module, loader = _linear_problem()
+    before = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(), torch.backends.cudnn.benchmark
+    config = TrainConfig(max_epochs=1, progress=False, deterministic=True, threads=1)
+    fit_module(module, loader, config=config, workdir=tmp_path)
+    after = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(), torch.backends.cudnn.benchmark
+    assert after == before

@@ -457,8 +457,9 @@ _COMMANDS = {
     "replicate": _Command(
         "the study end to end: data, cache, splits, models, report",
         "Simulate the demo survey (or use --data ROOT, the release), prepare it, train seed-cnn under the "
-        "object split and the leaky image split and taonet and lc-rf under the object split, evaluate at object "
-        "level, and write RUN/report.md. Interrupted runs resume.",
+        "object split and the leaky image split and taonet, taonet-lc and lc-rf under the object split (taonet "
+        "and lc-rf also on the 5 transient classes), three seeds each, evaluate at object level, and write "
+        "RUN/report.md. Interrupted runs resume.",
         _replicate_arguments, _cmd_replicate,
     ),
     "predict": _Command(
@@ -510,9 +511,9 @@ def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     never imported cannot have raised its error, and importing it here would
     slow down every failing command.
     """
-    errors: list[type[BaseException]] = [FileNotFoundError, PermissionError]
-    if command in ("predict", "replicate", "export", "train"):
-        errors.append(ValueError)  # a bad model file or option, said in one line
+    # a missing or unreadable path, a file where a folder belongs, a bad value of an option:
+    # each says what is wrong in its message
+    errors: list[type[BaseException]] = [FileNotFoundError, PermissionError, NotADirectoryError, ValueError]
     for module, names in (
         ("deeptao.io._reader", ("TaoFormatError",)),
         ("deeptao.data.cache", ("PrepareError", "CacheError")),

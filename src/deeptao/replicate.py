@@ -5,16 +5,19 @@ interrupted run picks up where it stopped:
 
 1. the data: the release at ``data``, or the embedded demo survey simulated into ``RUN/survey``;
 2. the cache (``RUN/cache``, see :mod:`deeptao.data.cache`);
-3. per seed, a split by object group (``split.csv``), and for seed-cnn also the
-   leaky image split that the public replication used, to measure the leakage;
+3. per seed, a split by object group (``split.csv`` for the first seed,
+   ``split-seed{N}.csv`` for the others), and for seed-cnn on the first seed
+   also the leaky image split that the public replication used, to measure the
+   leakage;
 4. per task, model, split protocol and seed, a fit on train (validation
    steering model selection) and predictions on test, in ``RUN/models/<stage>/``;
 5. the scores (mean ± std over seeds and a bootstrap interval), figures and
    ``report.md``.
 
-By default every model runs on the six-class task and on the five transient
-classes TAO-Net was published on, with three seeds: one split and one
-training run tell little on a hundred test objects.
+By default seed-cnn, taonet, taonet-lc and lc-rf run on the six-class task,
+and taonet and lc-rf (the published TAO-Net comparison) also on the five
+transient classes, each with three seeds: one split and one training run
+tell little on a hundred test objects.
 """
 
 from __future__ import annotations
@@ -107,9 +110,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
         object_split, _ = split_cache(cache, mode="object", seed=seed)
         suffix = "" if seed == 0 else f"-seed{seed}"
         if "object" in split_modes:
-            written = write_split(out, cache, object_split)
-            if suffix:
-                written[0].rename(out / f"split{suffix}.csv")
+            write_split(out, cache, object_split, name=f"split{suffix}.csv")
         image_split = None
         if "image" in split_modes and "seed-cnn" in opts.models and seed < opts.image_split_seeds:
             _, image_split = split_cache(cache, mode="image", seed=seed)

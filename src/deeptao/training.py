@@ -393,8 +393,9 @@ def fit_module(
     workdir : path, optional
         Receives ``last.ckpt``, ``best.ckpt``, ``fingerprint.json`` and
         ``logs/``. If ``last.ckpt`` is there and ``fingerprint.json`` matches
-        ``fingerprint``, training resumes from it (so a longer ``max_epochs``
-        continues a finished run). None trains in a temporary directory.
+        ``fingerprint``, training resumes from it; a fingerprint that differs
+        (the networks' include ``max_epochs``, which sizes the schedule) starts
+        afresh. None trains in a temporary directory.
     fingerprint : dict, optional
         JSON-serialisable description of everything that makes a training
         itself (data, network, optimiser, seed); a checkpoint made under
@@ -465,6 +466,11 @@ def fit_module(
         if isinstance(config.limit_train_batches, int):
             n_batches = min(n_batches, config.limit_train_batches)
         on_gpu = uses_gpu(config.accelerator)
+        # Building the Trainer already switches torch's deterministic mode, so the caller's
+        # settings are read before it and put back after the fit.
+        threads = torch.get_num_threads()
+        det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        cudnn_benchmark = torch.backends.cudnn.benchmark
         trainer = L.Trainer(
             # batch statistics over the global batch, as one process would see them; torch
             # synchronises batch norm on accelerators only, so on CPU each process normalises its own batch
@@ -490,8 +496,6 @@ def fit_module(
             default_root_dir=work,
         )
         L.seed_everything(seed, workers=True, verbose=False)
-        threads = torch.get_num_threads()
-        det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
         if config.threads:
             torch.set_num_threads(config.threads)
         try:
@@ -504,6 +508,7 @@ def fit_module(
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(det, warn_only=det_warn)
+            torch.backends.cudnn.benchmark = cudnn_benchmark
 
         best = Path(best_checkpoint.best_model_path) if has_val and best_checkpoint.best_model_path else None
         if best is not None and best.is_file():

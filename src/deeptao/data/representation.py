@@ -152,11 +152,13 @@ class ObjectNights:
         The object's noise scale in ADU (median sky noise of one exposure).
     intra_chi2 : float32 (n_nights,)
         Reduced chi-square of the night's exposures' aperture fluxes about
-        their weighted mean, each in units of its sky noise (about 1 when
-        nothing changed within the night); NaN for a night with fewer than two
-        exposures whose aperture lies wholly on the chip. A bright source's
-        own photon noise is not in the sky noise, so a bright steady star
-        sits above 1: compare a night with the object's other nights.
+        their weighted mean, each in units of its noise (the sky's and the
+        source's own photon noise, the gain estimated from the sky); about 1
+        when nothing changed within the night and nothing else scatters it;
+        NaN for a night with fewer than two exposures whose aperture lies
+        wholly on the chip. Clouds, zero-point jitter and pointing still
+        scatter a bright steady star well above 1: compare a night with the
+        object's other nights.
     intra_slope : float32 (n_nights,)
         Significance (slope over its standard error) of a weighted straight
         line through the same fluxes against time: negative for a fading

@@ -230,8 +230,13 @@ def write_split(
     cache: PreparedCache,
     object_split: np.ndarray,
     image_split: np.ndarray | None = None,
+    *,
+    name: str = "split.csv",
 ) -> list[Path]:
     """Write ``split.csv`` (object_id, group, split) and, in image mode, ``split_images.csv``.
+
+    ``name`` renames the object split's file, so that several seeds' splits can
+    sit in one folder without one overwriting another.
 
     ``split_images.csv`` has one row per image: image (row in ``cache.images``),
     object_id, mjd, split.
@@ -249,7 +254,7 @@ def write_split(
     table = pd.DataFrame(
         {"object_id": objects["object_id"].to_numpy(), "group": objects["group"].to_numpy(), "split": object_split}
     )
-    written = [out_dir / "split.csv"]
+    written = [out_dir / name]
     table.to_csv(written[0], index=False)
     if image_split is not None:
         images = cache.images
