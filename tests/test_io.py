@@ -520,3 +520,22 @@ def test_first_nights_keeps_the_exposures_of_the_first_k_usable_nights_in_time_o
     np.testing.assert_array_equal(every[1], mjd)
     with pytest.raises(ValueError, match="at least one night"):
         first_nights(images, mjd, 0)
+
+
+def test_a_header_value_of_the_wrong_kind_names_the_file(tmp_path):
+    path = write_release_file(tmp_path, label="SN", n=3)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"TFIELDS =")
+    assert at >= 0
+    raw[at : at + 80] = b"TFIELDS = 'seven'".ljust(80)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(TaoFormatError) as info:
+        read_object(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_non_finite_mjd_handed_in_is_refused():
+    from deeptao.io._exposures import order_exposures
+
+    with pytest.raises(ValueError, match="1 of 3 MJDs are not finite"):
+        order_exposures(np.zeros((3, 64, 64), np.uint16), np.array([1.0, np.nan, 2.0]))

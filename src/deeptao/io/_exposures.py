@@ -62,12 +62,16 @@ def order_exposures(images: np.ndarray, mjd: np.ndarray) -> tuple[np.ndarray, np
     Raises
     ------
     ValueError
-        If ``images`` is not ``(n, H, W)`` or ``mjd`` does not have one value per image.
+        If ``images`` is not ``(n, H, W)``, ``mjd`` does not have one value per
+        image, or an MJD is not finite (the file reader drops such images; an
+        array handed in directly would put them in a night of their own making).
     """
     images = np.asarray(images)
     mjd = np.asarray(mjd, dtype=np.float64)
     if images.ndim != 3 or mjd.shape != (len(images),):
         raise ValueError(f"need images (n, H, W) and mjd (n,), got {images.shape} and {mjd.shape}")
+    if not np.isfinite(mjd).all():
+        raise ValueError(f"{int((~np.isfinite(mjd)).sum())} of {len(mjd)} MJDs are not finite")
     order = np.argsort(mjd, kind="stable")
     images, mjd = images[order], mjd[order]
     return images, mjd, blank_images(images), duplicate_exposures(mjd)

@@ -250,6 +250,10 @@ def read_object(path: str | os.PathLike[str]) -> TaoObject:
         return _decode(path, buf)
     except FitsStructureError as exc:
         raise TaoFormatError(path, str(exc)) from None
+    except TaoFormatError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:  # a header value of the wrong kind or size
+        raise TaoFormatError(path, f"malformed header or table: {exc}") from None
 
 
 def _decode(path: Path, buf: bytes) -> TaoObject:
