@@ -3,9 +3,11 @@
 A model file defines a plain :class:`torch.nn.Module`; :class:`ClassifierModule`
 wraps it with a class-weighted cross-entropy, AdamW with a warm-up and cosine
 schedule, and an object-level validation macro F1 (predictions of the items
-one object contributed are pooled first, by the model's own rule, as at test
-time). :func:`fit_module` runs the Trainer with the habits
-the study needs:
+one object contributed are pooled first, by the rule the model hands in as
+``pool_items``; during training that is a cheaper view than at test time: one
+view of each object for taonet; for seed-cnn, the mean over a fixed, evenly
+spaced set of ``images_per_object`` images, 8 by default).
+:func:`fit_module` runs the Trainer with the habits the study needs:
 
 - model selection and early stopping on the validation set only;
 - ``workdir/last.ckpt`` after every epoch, and automatic resumption from it
@@ -192,11 +194,12 @@ class ClassifierModule(L.LightningModule):
         Training loss only: the target puts this much probability evenly on
         all classes, which tempers overconfidence when some labels are wrong
         (the release's classes come from follow-up that is sometimes unsure);
-        validation loss stays the plain cross-entropy that model selection reads.
+        validation loss, which model selection reads, is the cross-entropy
+        without smoothing (class-weighted like the training loss).
     pool_items : callable, optional
         ``pool_items(log_proba, owner, n_owners) -> proba`` turns the
-        validation items' log-probabilities into one prediction per object,
-        as the model does at test time; None when every item is an object.
+        validation items' log-probabilities into one prediction per object;
+        None when every item is an object.
     """
 
     def __init__(
