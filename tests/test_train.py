@@ -281,12 +281,15 @@ def _foreign_split(survey, tmp_path):
         (["--model", "taonet", "--split", "FOREIGN"], "1 objects are not in the cache"),
         (["--model", "taonet", "--split", "MISSING.csv"], "no such split file"),
         (["--model", "taonet", "--split", "EMPTY.csv"], "EMPTY.csv: not a readable split table"),
+        (["--model", "taonet", "--split", "NOTRAIN"], "the split leaves no training object"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_folder(survey, tmp_path, capsys, extra, message):
     out = tmp_path / "never"
     (tmp_path / "EMPTY.csv").write_text("")
-    extra = [str(_foreign_split(survey, tmp_path)) if e == "FOREIGN" else str(tmp_path / e) if e in ("NOTACACHE", "MISSING.csv", "EMPTY.csv") else e for e in extra]
+    ids = pd.read_parquet(Path(survey) / "cache" / "objects.parquet")["object_id"]
+    pd.DataFrame({"object_id": ids, "split": "val"}).to_csv(tmp_path / "NOTRAIN", index=False)
+    extra = [str(_foreign_split(survey, tmp_path)) if e == "FOREIGN" else str(tmp_path / e) if e == "NOTRAIN" else str(tmp_path / e) if e in ("NOTACACHE", "MISSING.csv", "EMPTY.csv") else e for e in extra]
     args = ["train", "--cache", str(survey / "cache"), "--out", str(out), *TINY[:2]]
     if "--cache" in extra:
         args = ["train", "--out", str(out), *TINY[:2]]

@@ -489,6 +489,8 @@ def train(spec: TrainSpec, *, quiet: bool = False) -> TrainOutcome:
             raise ConfigError(" ".join(str(exc).split())) from None
     else:
         object_split, _ = split_cache(cache, mode="object", seed=spec.seed)
+    if not (np.asarray(object_split)[task.rows] == "train").any():
+        raise ConfigError("the split leaves no training object for this task")
     config_text = dump_spec(spec)
     out = Path(spec.out)
     _check_out(out, config_text)
