@@ -403,6 +403,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _rows_by_part(task_rows: np.ndarray, object_split: np.ndarray) -> dict[str, np.ndarray]:
+    """The task's cache rows in each part of the split; a split with no training object is refused."""
+    part = np.asarray(object_split)[task_rows]
+    rows = {name: task_rows[part == name] for name in ("train", "val", "test")}
+    if not len(rows["train"]):
+        raise ConfigError("the split leaves no training object for this task")
+    return rows
+
+
 def fit_on_split(
     estimator: Any, cache: Any, data: Any, object_split: np.ndarray, *, seed: int, workdir: Path
 ) -> dict[str, np.ndarray]:
@@ -410,12 +419,9 @@ def fit_on_split(
 
     The test rows are returned for scoring and never reach the fit.
     """
-    part = np.asarray(object_split)[data.rows]
-    rows = {name: data.rows[part == name] for name in ("train", "val", "test")}
+    rows = _rows_by_part(data.rows, object_split)
     y_all = np.full(len(cache), -1, dtype=np.int64)
     y_all[data.rows] = data.y
-    if not len(rows["train"]):
-        raise ConfigError("the split leaves no training object for this task")
     estimator.fit(
         cache, rows["train"], y_all[rows["train"]], classes=data.classes,
         val_rows=rows["val"], y_val=y_all[rows["val"]], seed=seed, workdir=workdir,
@@ -489,8 +495,7 @@ def train(spec: TrainSpec, *, quiet: bool = False) -> TrainOutcome:
             raise ConfigError(" ".join(str(exc).split())) from None
     else:
         object_split, _ = split_cache(cache, mode="object", seed=spec.seed)
-    if not (np.asarray(object_split)[task.rows] == "train").any():
-        raise ConfigError("the split leaves no training object for this task")
+    sizes = {name: len(part) for name, part in _rows_by_part(task.rows, object_split).items()}  # refuses before writing
     config_text = dump_spec(spec)
     out = Path(spec.out)
     _check_out(out, config_text)
@@ -499,8 +504,6 @@ def train(spec: TrainSpec, *, quiet: bool = False) -> TrainOutcome:
         _write_atomic(out / CONFIG_FILE, config_text)
         write_split(out, cache, object_split)
 
-    part = object_split[task.rows]
-    sizes = {name: int((part == name).sum()) for name in ("train", "val", "test")}
     log(f"{spec.model} on {spec.cache} ({spec.task}): {sizes['train']} training, {sizes['val']} validation, {sizes['test']} test objects -> {out}")
     t = time.perf_counter()
     with _inputs_lock(Path(spec.cache)):

@@ -77,7 +77,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
-from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
@@ -357,7 +357,7 @@ class TaoNetClassifier(TorchClassifier):
         """The per-object features the network takes before its head, in order (empty: none)."""
         return tuple(name for block in self._night_feature_blocks() for name in block.names)
 
-    def _night_feature_blocks(self) -> list[Any]:
+    def _night_feature_blocks(self) -> list[NightFeatureBlock]:
         """The blocks of :data:`deeptao.data.night_features.NIGHT_FEATURE_BLOCKS` this network's parameters switch on."""
         return [block for block in NIGHT_FEATURE_BLOCKS if getattr(self, block.option)]
 
