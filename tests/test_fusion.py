@@ -56,12 +56,19 @@ def fitted(tmp_path_factory):
     prepare(root / "release", root / "cache", workers=1)
     cache = open_cache(root / "cache")
     task = select_task("6class", cache.labels_array())
+    # Training frequencies 4:1 between the first three classes and the last
+    # three, so the prior shift is searched (it is skipped on a balanced survey).
     rng = np.random.default_rng(0)
-    order = rng.permutation(len(task.rows))
-    train, val = task.rows[order[:20]], task.rows[order[20:]]
+    order = task.rows[rng.permutation(len(task.rows))]
     y_all = np.full(len(cache), -1)
     y_all[task.rows] = task.y
-    model = create_model("taonet+rf", network_params=TINY_NET, forest_params={"n_estimators": 30})
+    by_class = [order[y_all[order] == c] for c in range(6)]
+    train = np.concatenate([rows[:4] if c < 3 else rows[:1] for c, rows in enumerate(by_class)])
+    val = np.setdiff1d(task.rows, train)
+    # members asked for their own shift: the fused model turns it off and shifts once
+    model = create_model(
+        "taonet+rf", network_params={**TINY_NET, "prior_shift": True}, forest_params={"n_estimators": 30, "prior_shift": True}
+    )
     model.fit(cache, train, y_all[train], classes=task.classes, val_rows=val, y_val=y_all[val], seed=0, workdir=root / "work")
     return root, cache, model, val, y_all[val]
 
@@ -76,6 +83,21 @@ def test_fit_chooses_weight_and_temperature_on_validation(fitted):
     assert proba.shape == (len(val), 6)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert (root / "work" / "network" / "last.ckpt").is_file()
+
+
+def test_the_prior_is_shifted_once_after_fusion(fitted):
+    from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
+
+    _, cache, model, val, y_val = fitted
+    assert model.network_.prior_power_ == 0.0 and model.forest_.prior_power_ == 0.0
+    assert not model.network_.prior_shift and not model.forest_.prior_shift
+    prior = np.asarray(model.class_prior_)
+    assert prior.max() / prior.min() > 2  # the fixture's 4:1 training frequencies
+    fused = fuse_probabilities(model.network_.predict_proba(cache, val), model.forest_.predict_proba(cache, val), model.weight_)
+    assert model.prior_power_ == choose_prior_power(fused, y_val, prior)
+    assert model.temperature_ == pytest.approx(fit_temperature(shift_to_prior(fused, prior, model.prior_power_), y_val))
+    expected = calibrate_proba(fused, temperature=model.temperature_, prior=prior, prior_power=model.prior_power_)
+    np.testing.assert_allclose(model.predict_proba(cache, val), expected, rtol=1e-6)
 
 
 def test_saved_model_predicts_alike_from_the_cache_and_from_arrays(fitted, tmp_path):

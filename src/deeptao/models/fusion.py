@@ -14,6 +14,16 @@ alone; the forest's opinion enters only as far as it lowers the validation
 loss, so where the two disagree the one that has been right on validation
 objects weighs more.
 
+Both members learn with class-balanced weights, so each gives roughly
+``p(c | x) / prior(c)``; the product of two such balanced views is the
+balanced view of the pair (for conditionally independent inputs), with the
+prior in it not at all. The members are therefore fused *before* any prior
+shift: each is built with ``prior_shift=False``, and the one shift towards
+the training frequencies (:mod:`deeptao.models.calibration`) is chosen on
+the fused validation probabilities, then the temperature. Letting each
+member shift on its own would apply the prior ``a_network + w a_forest``
+times, a power no validation set chose.
+
 Fusing late, rather than feeding the features to the network's head
 (taonet-lc), lets each learner work where it is strongest: a forest on a
 few dozen tabular features from a few thousand objects, a network on the
@@ -38,7 +48,7 @@ import numpy as np
 
 from deeptao.models._registry import create_model, register_model
 from deeptao.models.base import ObjectClassifier
-from deeptao.models.calibration import apply_temperature, fit_temperature
+from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -79,12 +89,18 @@ class FusedClassifier(ObjectClassifier):
         Parameters of the network and of lc-rf (their own defaults otherwise).
     calibrate : bool, default=True
         Fit a temperature to the fused validation probabilities.
+    prior_shift : bool, default=True
+        Choose one shift towards the training class frequencies on the fused
+        validation probabilities (a no-op on a balanced survey). The members'
+        own ``prior_shift`` is always off, whatever their parameters say.
     """
 
     name = "taonet+rf"
     file_suffix = ".joblib"
     weight_: float = 0.0
     temperature_: float = 1.0
+    prior_power_: float = 0.0
+    class_prior_: tuple[float, ...] | None = None
 
     def __init__(
         self,
@@ -93,11 +109,13 @@ class FusedClassifier(ObjectClassifier):
         network_params: Mapping[str, Any] | None = None,
         forest_params: Mapping[str, Any] | None = None,
         calibrate: bool = True,
+        prior_shift: bool = True,
     ) -> None:
         self.network = network
         self.network_params = network_params
         self.forest_params = forest_params
         self.calibrate = calibrate
+        self.prior_shift = prior_shift
 
     def _check_params(self) -> None:
         if self.network not in ("taonet", "taonet-lc", "seed-cnn"):
@@ -109,8 +127,9 @@ class FusedClassifier(ObjectClassifier):
 
     def _members(self) -> tuple[Any, Any]:
         self._check_params()
-        network = create_model(self.network, **dict(self.network_params or {}))
-        forest = create_model("lc-rf", **dict(self.forest_params or {}))
+        # The prior is shifted once, after fusion (module docstring).
+        network = create_model(self.network, **{**dict(self.network_params or {}), "prior_shift": False})
+        forest = create_model("lc-rf", **{**dict(self.forest_params or {}), "prior_shift": False})
         for member in (network, forest):
             check = getattr(member, "_check_params", None)
             if check is not None:
@@ -133,10 +152,10 @@ class FusedClassifier(ObjectClassifier):
         seed: int = 0,
         workdir: Path | None = None,
     ) -> FusedClassifier:
-        """Fit both members on ``rows``; choose the weight and the temperature on the validation objects.
+        """Fit both members on ``rows``; choose the weight, prior shift and temperature on the validation objects.
 
-        Without validation objects the weight is 1 (the plain product) and
-        there is no temperature. The network's checkpoints go to
+        Without validation objects the weight is 1 (the plain product), with
+        no shift and no temperature. The network's checkpoints go to
         ``workdir/network``.
         """
         network, forest = self._members()
@@ -147,18 +166,31 @@ class FusedClassifier(ObjectClassifier):
         forest.fit(cache, rows, y, classes=classes, val_rows=val_rows, y_val=y_val, seed=seed)
         self.network_, self.forest_ = network, forest
         self.classes_ = tuple(network.classes_)
-        self.weight_, self.temperature_ = 1.0, 1.0
+        self.weight_, self.temperature_, self.prior_power_ = 1.0, 1.0, 0.0
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(self.classes_)).astype(float)
+        self.class_prior_ = tuple(((counts + 0.5) / (counts + 0.5).sum()).tolist())  # never 0, as the members'
         if val_rows is not None and len(val_rows):
+            y_val = np.asarray(y_val, dtype=np.int64)
             p_net, p_forest = network.predict_proba(cache, val_rows), forest.predict_proba(cache, val_rows)
             self.weight_ = choose_weight(p_net, p_forest, y_val)
+            fused = fuse_probabilities(p_net, p_forest, self.weight_)
+            prior = np.asarray(self.class_prior_)
+            if self.prior_shift:
+                self.prior_power_ = choose_prior_power(fused, y_val, prior)
             if self.calibrate:
-                self.temperature_ = fit_temperature(fuse_probabilities(p_net, p_forest, self.weight_), y_val)
-        self.training_ = {"weight": self.weight_, "temperature": self.temperature_, "network": getattr(network, "training_", None)}
+                self.temperature_ = fit_temperature(shift_to_prior(fused, prior, self.prior_power_), y_val)
+        self.training_ = {
+            "weight": self.weight_,
+            "prior_power": self.prior_power_,
+            "temperature": self.temperature_,
+            "network": getattr(network, "training_", None),
+        }
         return self
 
     def _fused(self, p_net: np.ndarray, p_forest: np.ndarray) -> np.ndarray:
+        prior = None if self.class_prior_ is None else np.asarray(self.class_prior_)
         fused = fuse_probabilities(p_net, p_forest, self.weight_)
-        return fused if self.temperature_ == 1.0 else apply_temperature(fused, self.temperature_)
+        return calibrate_proba(fused, temperature=self.temperature_, prior=prior, prior_power=self.prior_power_)
 
     def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         """Fused, calibrated probabilities per object, shape ``(len(rows), len(classes_))``."""
