@@ -172,3 +172,27 @@ def test_every_seed_keeps_its_own_split_file(tmp_path):
     first, second = (pd.read_csv(tmp_path / name) for name in ("split.csv", "split-seed1.csv"))
     assert list(first["object_id"]) == list(second["object_id"])
     assert not (first["split"] == second["split"]).all()
+
+
+def test_a_stage_is_reused_only_under_the_settings_it_was_made_with(tmp_path, capsys):
+    opts = ReplicateOptions(
+        objects_per_class=3, survey_seed=5, workers=1, seeds=1, tasks=("6class",), models=("lc-rf",), split="object",
+        early_nights=(0,),
+    )  # fmt: skip
+    replicate(tmp_path, opts)
+    stage = tmp_path / "models" / "lc-rf-object-seed0"
+    model_file = stage / "model.joblib"
+    first = model_file.stat().st_mtime_ns
+    assert json.loads((stage / "stage.json").read_text())["early_nights"] == [0]
+
+    replicate(tmp_path, ReplicateOptions(**{**opts.__dict__, "max_epochs": 3}))  # a network limit: nothing of the forest's
+    assert model_file.stat().st_mtime_ns == first and "lc-rf-object-seed0: already done" in capsys.readouterr().out
+
+    replicate(tmp_path, ReplicateOptions(**{**opts.__dict__, "early_nights": (1, 0)}))
+    assert model_file.stat().st_mtime_ns != first and "changed early_nights; fitting it again" in capsys.readouterr().out
+    early = pd.read_parquet(tmp_path / "early_predictions.parquet")
+    assert sorted(early["nights"].unique()) == [0, 1]
+
+    (stage / "stage.json").unlink()  # a stage of unknown provenance (an older deeptao) is not trusted
+    replicate(tmp_path, opts)
+    assert "no record of its settings; fitting it again" in capsys.readouterr().out

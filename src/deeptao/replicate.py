@@ -1,7 +1,9 @@
 """``deeptao replicate``: the study end to end, with an honest split, in one resumable run.
 
 Stages, each skipped when its output is already in the run folder, so an
-interrupted run picks up where it stopped:
+interrupted run picks up where it stopped (a model stage only when it was
+made with the same settings, see :func:`_stage_settings`; otherwise it is
+fitted again):
 
 1. the data: the release at ``data``, or the embedded demo survey simulated into ``RUN/survey``;
 2. the cache (``RUN/cache``, see :mod:`deeptao.data.cache`);
@@ -22,8 +24,10 @@ tell little on a hundred test objects.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,10 +252,19 @@ def _run_stage(
     from deeptao.models import create_model
 
     done = stage / "predictions.parquet"
-    if done.exists():
-        _log(f"{stage.name}: already done")
-        return pd.read_parquet(done)
+    settings = _stage_settings(cache, task, opts, model, mode, seed, object_split, image_split, early_nights)
+    recorded = stage / STAGE_SETTINGS_FILE
+    if stage.exists():
+        before = json.loads(recorded.read_text()) if recorded.is_file() else None
+        if before == settings and done.exists():
+            _log(f"{stage.name}: already done")
+            return pd.read_parquet(done)
+        if before != settings:
+            changed = "no record of its settings" if before is None else "changed " + ", ".join(k for k in settings if before.get(k) != settings[k])
+            _log(f"{stage.name}: {changed}; fitting it again")
+            shutil.rmtree(stage)
     stage.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(settings, indent=1))  # before the fit, so an interrupted fit resumes only under them
     t = time.perf_counter()
     estimator = create_model(model, **_model_kwargs(model, opts))
     object_ids = cache.objects["object_id"].to_numpy()
@@ -288,6 +301,55 @@ def _run_stage(
     os.replace(tmp, done)
     _log(f"{stage.name}: done in {time.perf_counter() - t:.0f} s")
     return frame
+
+
+#: what a model stage was made with, beside its predictions
+STAGE_SETTINGS_FILE = "stage.json"
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).astype(str).tobytes() if a.dtype.kind in "OUS" else np.ascontiguousarray(a).tobytes())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _stage_settings(
+    cache: Any,
+    task: Any,
+    opts: ReplicateOptions,
+    model: str,
+    mode: str,
+    seed: int,
+    object_split: np.ndarray,
+    image_split: np.ndarray | None,
+    early_nights: tuple[int, ...],
+) -> dict[str, Any]:
+    """Everything a model stage's predictions depend on, as JSON: a stage is reused only when all of it is unchanged.
+
+    The cache enters through its parts (their names are digests of the files
+    they were built from, see :mod:`deeptao.data.cache`), the split through a
+    digest of its labels, so a stage fitted on another survey, another split or
+    with other network limits is never mistaken for this one.
+    """
+    from deeptao import __version__
+
+    parts = json.dumps(cache.manifest["parts"], sort_keys=True).encode()
+    split = object_split if mode == "object" else image_split
+    settings = {
+        "deeptao_version": __version__,
+        "model": model,
+        "model_params": _model_kwargs(model, opts),
+        "task": [str(c) for c in task.classes],
+        "task_objects": _digest(task.rows, task.y),
+        "split": mode,
+        "split_digest": _digest(np.asarray(split)) if split is not None else None,
+        "seed": seed,
+        "early_nights": list(early_nights),
+        "cache": hashlib.sha1(parts).hexdigest()[:16],
+    }
+    return json.loads(json.dumps(settings))  # as it reads back from the file
 
 
 def _early_stage(
