@@ -225,47 +225,25 @@ def _cmd_lightcurve(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from deeptao.io import TaoFormatError, first_nights, read_object
     from deeptao.models import load_model
+    from deeptao.models.classify import classify_files
 
     if args.max_nights is not None and args.max_nights < 1:
         print(f"deeptao predict: error: --max-nights must be at least 1, got {args.max_nights}", file=sys.stderr)
         return 2
     model = load_model(args.model)
-    objects, bad = [], 0
-    for path in args.files:
-        try:
-            objects.append(read_object(path))
-            _say_faults("predict", objects[-1])
-        except TaoFormatError as exc:
-            print(f"deeptao predict: skipped {exc}", file=sys.stderr)
-            bad += 1
-    if not objects:
+    result = classify_files(model, args.files, max_nights=args.max_nights, on_read=lambda obj: _say_faults("predict", obj))
+    for _, reason in result.skipped:
+        print(f"deeptao predict: skipped {reason}", file=sys.stderr)
+    if result.table.empty:
         print("deeptao predict: error: no readable file to classify", file=sys.stderr)
         return 1
-    sequences = [(obj.images, obj.mjd) for obj in objects]
-    if args.max_nights is not None:  # early classification: what was known after the first K nights
-        sequences = [first_nights(images, mjd, args.max_nights) for images, mjd in sequences]
-    proba = model.predict_proba_arrays(sequences)
-    classes = list(model.classes_)
-    table = pd.DataFrame(
-        {
-            "file": [str(obj.path) for obj in objects],
-            "object_id": [obj.object_id for obj in objects],
-            "label": [obj.label or "" for obj in objects],
-            "predicted": [classes[k] for k in proba.argmax(axis=1)],
-        }
-    )
-    for j, name in enumerate(classes):
-        table[f"prob_{name}"] = proba[:, j]
     if args.out:
-        table.to_csv(args.out, index=False)
-        print(f"classified {len(table)} objects -> {args.out}")
+        result.table.to_csv(args.out, index=False)
+        print(f"classified {len(result.table)} objects -> {args.out}")
     else:
-        table.to_csv(sys.stdout, index=False, float_format="%.4f")
-    return 1 if bad else 0
+        result.table.to_csv(sys.stdout, index=False, float_format="%.4f")
+    return 1 if result.skipped else 0
 
 
 # --------------------------------------------------------------------------- the parser
