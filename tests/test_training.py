@@ -295,3 +295,18 @@ def test_a_deterministic_fit_leaves_the_callers_torch_settings_alone(tmp_path):
     fit_module(module, loader, config=config, workdir=tmp_path)
     after = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(), torch.backends.cudnn.benchmark
     assert after == before
+
+
+def test_a_fit_leaves_the_callers_random_streams_and_environment_alone(tmp_path, monkeypatch):
+    import os
+    import random
+
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    module, loader = _linear_problem()
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = random.random(), np.random.random(), torch.rand(1).item()
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    fit_module(module, loader, config=TrainConfig(max_epochs=1, progress=False, deterministic=True), workdir=tmp_path, seed=123)
+    assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+    assert not {"PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG"} & set(os.environ)

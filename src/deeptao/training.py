@@ -371,6 +371,58 @@ def _fingerprint_matches(workdir: Path, fingerprint: dict[str, Any]) -> bool:
         return False
 
 
+@dataclass
+class _CallerState:
+    """What a fit changes for the whole process, read before it and put back after it.
+
+    Lightning's Trainer switches torch's deterministic mode and, with it, sets
+    ``CUBLAS_WORKSPACE_CONFIG``; ``seed_everything`` reseeds the global
+    ``random``, numpy and torch generators and sets ``PL_GLOBAL_SEED`` and
+    ``PL_SEED_WORKERS``; ``threads`` sets torch's thread count. A caller who
+    seeded numpy before a fit gets its stream back where it was, as if the
+    fit had drawn nothing from it.
+    """
+
+    threads: int
+    deterministic: tuple[bool, bool]
+    cudnn_benchmark: bool
+    rng: tuple[Any, Any, torch.Tensor, list[torch.Tensor] | None]
+    environ: dict[str, str | None]
+
+    _ENV = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")
+
+    @classmethod
+    def snapshot(cls) -> _CallerState:
+        import random
+
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        return cls(
+            threads=torch.get_num_threads(),
+            deterministic=(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()),
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+            rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda),
+            environ={name: os.environ.get(name) for name in cls._ENV},
+        )
+
+    def restore(self) -> None:
+        import random
+
+        torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(self.deterministic[0], warn_only=self.deterministic[1])
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        py, np_state, cpu, cuda = self.rng
+        random.setstate(py)
+        np.random.set_state(np_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        for name, value in self.environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def fit_module(
     module: ClassifierModule,
     train_loader: DataLoader,
@@ -471,9 +523,7 @@ def fit_module(
         on_gpu = uses_gpu(config.accelerator)
         # Building the Trainer already switches torch's deterministic mode, so the caller's
         # settings are read before it and put back after the fit.
-        threads = torch.get_num_threads()
-        det, det_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-        cudnn_benchmark = torch.backends.cudnn.benchmark
+        caller = _CallerState.snapshot()
         trainer = L.Trainer(
             # batch statistics over the global batch, as one process would see them; torch
             # synchronises batch norm on accelerators only, so on CPU each process normalises its own batch
@@ -509,9 +559,7 @@ def fit_module(
                 ckpt_path=str(last) if resume else None,
             )
         finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(det, warn_only=det_warn)
-            torch.backends.cudnn.benchmark = cudnn_benchmark
+            caller.restore()
 
         best = Path(best_checkpoint.best_model_path) if has_val and best_checkpoint.best_model_path else None
         if best is not None and best.is_file():
