@@ -223,8 +223,11 @@ def test_seed_cnn_trains_on_images(blob):
     rows = np.arange(len(owner))
     train, val = rows[rows % 5 != 0], rows[rows % 5 == 0]
     model = create_model("seed-cnn", max_epochs=3, batch_size=16, progress=False, precision="32")
+    # what an earlier object-level fit would have left: none of it may survive the image fit
+    model.temperature_, model.prior_power_, model.class_prior_, model.pooling_ = 3.0, 0.5, (0.9, 0.1), "topk"
     model.fit_images(cache, train, y[owner[train]], classes=CLASSES2, val_image_rows=val, y_val=y[owner[val]])
     assert model.fit_result_.best_score is not None
+    assert (model.temperature_, model.prior_power_, model.class_prior_, model._pooling_rule()) == (1.0, 0.0, None, "mean")
     fresh, fresh_y = blob_survey(n_per_class=6, n_images=6, seed=2)
     usable = np.flatnonzero(~fresh.images.blank.to_numpy())
     proba = model.predict_image_proba(fresh, usable)

@@ -37,8 +37,10 @@ deviation is NaN (``null`` in JSON, empty in CSV), never a misleading 0.
 
 Calibration is scored by the expected calibration error of the top class
 (:func:`expected_calibration_error`); where a ``temperature`` column says how
-the probabilities were calibrated, the same error before calibration is
-recovered exactly from the table (``p_raw ∝ p ** T``).
+the probabilities were calibrated, the same error before the temperature is
+recovered exactly from the table (``p_raw ∝ p ** T``). A prior shift chosen on
+validation (:mod:`deeptao.models.calibration`, a no-op on a balanced survey)
+is not recorded and stays in both: "before" means before temperature scaling.
 
 Early classification (``RUN/early_predictions.parquet``): the same schema plus
 a ``nights`` column, the number of first nights each test object was cut to

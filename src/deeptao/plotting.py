@@ -172,7 +172,7 @@ def plot_reliability(predictions: pd.DataFrame, out_png: str | Path, *, ncols: i
         rows = frame[(frame["model"] == model) & (frame["task"] == task)]
         proba, y, raw = calibration_inputs(rows, TASK_CLASSES[task])
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8)
-        for probs, style, label in ((raw, "--", "before calibration"), (proba, "-", "as predicted")):
+        for probs, style, label in ((raw, "--", "before the temperature"), (proba, "-", "as predicted")):
             if probs is None:
                 continue
             confidence, accuracy, count = reliability_bins(probs, y)

@@ -371,7 +371,7 @@ def _section_calibration(summary: Sequence[Score]) -> list[str]:
         f"Expected calibration error of the top class in % ({ECE_BINS} equal-width confidence bins, object split, mean",
         "over seeds): how far, on average, the predicted probability of the chosen class lies from how often it is",
         "right. The networks fit one temperature on their validation objects after training; 'before' is the same",
-        "model without it. Arg-max and F1 do not change.",
+        "model without it (a prior shift, where one was chosen, stays in both). Arg-max and F1 do not change.",
         "",
     ]
     rows = [

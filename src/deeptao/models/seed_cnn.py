@@ -317,13 +317,19 @@ class SeedCNNClassifier(TorchClassifier):
                 val_image_rows, y_val = val_image_rows[keep], y_val[keep]
             val_owner = np.arange(len(val_image_rows), dtype=np.int64)
         digest = _digest(image_rows, y, val_image_rows, y_val, np.asarray([len(cache), 1]))
-        return self._fit_with(
+        self._fit_with(
             lambda member_seed: self._image_loaders(cache, image_rows, y, owner, val_image_rows, y_val, val_owner, member_seed),
             classes=classes,
             seed=seed,
             workdir=workdir,
             data_digest=digest,
         )
+        # Nothing object-level is chosen on images: a calibration or pooling rule left by an
+        # earlier fit of this estimator belonged to other weights.
+        self.temperature_, self.prior_power_, self.class_prior_ = 1.0, 0.0, None
+        self.pooling_ = "mean" if self.pooling == "auto" else self.pooling
+        self.pooling_scores_ = {}
+        return self
 
     def predict_image_proba(self, cache: PreparedCache, image_rows: np.ndarray) -> np.ndarray:
         """Class probabilities per image, shape ``(len(image_rows), len(classes_))``."""
