@@ -55,6 +55,12 @@ class FakeCache:
     def __len__(self) -> int:
         return len(self.objects)
 
+    @property
+    def content_id(self) -> str:
+        import hashlib
+
+        return hashlib.sha1(self._pixels.tobytes()).hexdigest()[:16]
+
     def object_images(self, i: int) -> np.ndarray:
         s = int(self.objects.image_start.iat[i])
         return self._pixels[s : s + int(self.objects.n_images.iat[i])]

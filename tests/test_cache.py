@@ -102,8 +102,10 @@ def test_incremental_reuses_parts_and_redoes_changed_ones(tmp_path):
     paths = _survey(root, n_objects=8)
     first = prepare(root, tmp_path / "cache", workers=1, files_per_part=2)
     assert first.parts_built == 4
+    first_id = open_cache(tmp_path / "cache").content_id
     again = prepare(root, tmp_path / "cache", workers=1, files_per_part=2)
     assert (again.parts_built, again.parts_reused) == (0, 4)
+    assert open_cache(tmp_path / "cache").content_id == first_id  # the same content, the same id
     # Rewrite one file with other content: only its part is rebuilt, and the cache follows.
     changed = write_release_file(root, label="SN", name=paths[0].stem, n=30, seed=99)
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
@@ -111,6 +113,7 @@ def test_incremental_reuses_parts_and_redoes_changed_ones(tmp_path):
     assert (third.parts_built, third.parts_reused) == (1, 3)
     _check_against_reader(tmp_path / "cache", paths)
     assert len(list((tmp_path / "cache" / "parts").glob("*.u16"))) == 4  # stale part removed
+    assert open_cache(tmp_path / "cache").content_id != first_id  # trainings on the old content do not resume here
 
 
 def test_no_fits_files_is_an_error(tmp_path):

@@ -232,7 +232,8 @@ def test_same_command_resumes_and_another_configuration_is_refused(trained, surv
     (trained / "model.pt").unlink()  # as if killed after the last checkpoint
     assert main([*args, *TINY]) == 0
     assert (trained / "model.pt").is_file()
-    assert (trained / "logs" / "version_1").is_dir()  # a second run of the same training, resumed
+    # the training had run to its end: it is loaded from its checkpoint, not trained again
+    assert (trained / "finished.json").is_file() and not (trained / "logs" / "version_1").exists()
     capsys.readouterr()
     assert main([*args, *TINY, "--lr", "0.1"]) == 1
     assert "holds another training (config.yaml differs)" in capsys.readouterr().err

@@ -310,3 +310,36 @@ def test_a_fit_leaves_the_callers_random_streams_and_environment_alone(tmp_path,
     fit_module(module, loader, config=TrainConfig(max_epochs=1, progress=False, deterministic=True), workdir=tmp_path, seed=123)
     assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
     assert not {"PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG"} & set(os.environ)
+
+
+def _rising_validation():
+    """A validation set labelled by the opposite rule: its loss rises from the first epoch, so training stops early."""
+    rng = np.random.default_rng(1)
+    x = torch.as_tensor(rng.normal(size=(16, 4)), dtype=torch.float32)
+    batch = {"x": x, "y": torch.as_tensor((x[:, 0] <= 0).long()), "owner": torch.arange(16)}
+    return torch.utils.data.DataLoader([batch], batch_size=None)
+
+
+def test_a_training_that_stopped_early_is_not_trained_further_when_started_again(tmp_path):
+    config = TrainConfig(max_epochs=20, patience=2, progress=False, monitor="val_loss")
+    module, loader = _linear_problem()
+    first = fit_module(module, loader, _rising_validation(), config=config, workdir=tmp_path)
+    weights = module.network.weight.detach().clone()
+    assert first.epochs < 20 and (tmp_path / "finished.json").is_file()
+
+    module, loader = _linear_problem()  # fresh weights: only the checkpoint can give the first run's back
+    again = fit_module(module, loader, _rising_validation(), config=config, workdir=tmp_path)
+    assert again.resumed and (again.epochs, again.global_step, again.best_score) == (first.epochs, first.global_step, first.best_score)
+    torch.testing.assert_close(module.network.weight.detach(), weights)
+    assert sorted(read_metrics(tmp_path).dropna(subset=["val_loss"]).epoch) == list(range(first.epochs))
+
+
+def test_an_interrupted_training_is_not_recorded_as_finished(tmp_path):
+    config = TrainConfig(max_epochs=4, progress=False)
+    module, loader = _linear_problem()
+    with pytest.raises(RuntimeError, match="power cut"):
+        fit_module(module, loader, config=config, workdir=tmp_path, callbacks=[_Crash()])
+    assert (tmp_path / "last.ckpt").is_file() and not (tmp_path / "finished.json").exists()
+    module, loader = _linear_problem()
+    result = fit_module(module, loader, config=config, workdir=tmp_path)
+    assert result.resumed and result.global_step == 4 * len(loader) and (tmp_path / "finished.json").is_file()

@@ -328,14 +328,12 @@ def _stage_settings(
 ) -> dict[str, Any]:
     """Everything a model stage's predictions depend on, as JSON: a stage is reused only when all of it is unchanged.
 
-    The cache enters through its parts (their names are digests of the files
-    they were built from, see :mod:`deeptao.data.cache`), the split through a
-    digest of its labels, so a stage fitted on another survey, another split or
+    The cache enters through :attr:`~deeptao.data.cache.PreparedCache.content_id`,
+    the split through a digest of its labels, so a stage fitted on another survey, another split or
     with other network limits is never mistaken for this one.
     """
     from deeptao import __version__
 
-    parts = json.dumps(cache.manifest["parts"], sort_keys=True).encode()
     split = object_split if mode == "object" else image_split
     settings = {
         "deeptao_version": __version__,
@@ -347,7 +345,7 @@ def _stage_settings(
         "split_digest": _digest(np.asarray(split)) if split is not None else None,
         "seed": seed,
         "early_nights": list(early_nights),
-        "cache": hashlib.sha1(parts).hexdigest()[:16],
+        "cache": cache.content_id,
     }
     return json.loads(json.dumps(settings))  # as it reads back from the file
 

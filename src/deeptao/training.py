@@ -11,7 +11,10 @@ spaced set of ``images_per_object`` images, 8 by default).
 
 - model selection and early stopping on the validation set only;
 - ``workdir/last.ckpt`` after every epoch, and automatic resumption from it
-  when the same training (same fingerprint) is started again;
+  when the same training (same fingerprint) is started again; a training that
+  ran to its end (early stop, ``max_epochs`` or ``max_time``) is recorded in
+  ``workdir/finished.json`` and, started again, only loads its weights
+  (Lightning would otherwise train one more epoch past an early stop);
 - training curves in ``workdir/logs/version_*/metrics.csv`` (:func:`read_metrics`
   joins the runs of an interrupted training);
 - a seed that fixes the run; CPU by default, a GPU when one is present;
@@ -68,6 +71,7 @@ LOGGERS = ("csv", "tensorboard")
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 _FINGERPRINT = "fingerprint.json"
+_FINISHED = "finished.json"
 _NOT_INPUTS = ("y", "owner")
 
 
@@ -363,6 +367,17 @@ def _quiet(enabled: bool) -> Iterator[None]:
                 lg.setLevel(level)
 
 
+def _finished_record(workdir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """What a training of this fingerprint that ran to its end left in ``workdir/finished.json``; None if none did."""
+    try:
+        record = json.loads((workdir / _FINISHED).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+        return None
+    return record
+
+
 def _fingerprint_matches(workdir: Path, fingerprint: dict[str, Any]) -> bool:
     path = workdir / _FINGERPRINT
     try:
@@ -489,12 +504,16 @@ def fit_module(
                 TrainingResumeWarning,
                 stacklevel=2,
             )
-            for stale in (last, work / BEST_CHECKPOINT):
+            for stale in (last, work / BEST_CHECKPOINT, work / _FINISHED):
                 stale.unlink(missing_ok=True)
+        has_val = val_loader is not None and len(val_loader) > 0
+        finished = _finished_record(work, fingerprint) if resume else None
+        if finished is not None:
+            return _finished_result(module, work, finished, has_val=has_val, keep=workdir is not None)
         if main:
             (work / _FINGERPRINT).write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+            (work / _FINISHED).unlink(missing_ok=True)
 
-        has_val = val_loader is not None and len(val_loader) > 0
         # Two checkpoints: Lightning refreshes a monitored callback's ``save_last``
         # only when the score improves, which would resume from a stale epoch.
         # The unmonitored one rewrites last.ckpt after every epoch; it comes
@@ -567,7 +586,7 @@ def fit_module(
             module.load_state_dict(state)
         score = best_checkpoint.best_model_score if has_val else None
         keep = workdir is not None
-        return FitResult(
+        result = FitResult(
             workdir=work if keep else None,
             best_checkpoint=best if keep and best is not None and best.is_file() else None,
             last_checkpoint=last if keep and last.is_file() else None,
@@ -578,6 +597,31 @@ def fit_module(
             main_process=bool(trainer.is_global_zero),
             world_size=int(trainer.world_size),
         )
+        if keep and main and not trainer.interrupted:  # Lightning returns from fit on Ctrl-C: not an end
+            record = {"fingerprint": fingerprint, "epochs": result.epochs, "global_step": result.global_step}
+            record |= {"best_score": result.best_score, "world_size": result.world_size}
+            tmp = work / (_FINISHED + ".tmp")
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+            tmp.replace(work / _FINISHED)
+        return result
+
+
+def _finished_result(module: ClassifierModule, work: Path, record: dict[str, Any], *, has_val: bool, keep: bool) -> FitResult:
+    """The weights and the result of a training that ran to its end, without training: see :func:`fit_module`."""
+    best, last = work / BEST_CHECKPOINT, work / LAST_CHECKPOINT
+    source = best if has_val and best.is_file() else last
+    module.load_state_dict(torch.load(source, map_location="cpu", weights_only=True)["state_dict"])
+    return FitResult(
+        workdir=work if keep else None,
+        best_checkpoint=best if keep and has_val and best.is_file() else None,
+        last_checkpoint=last if keep else None,
+        resumed=True,
+        epochs=int(record["epochs"]),
+        global_step=int(record["global_step"]),
+        best_score=record["best_score"],
+        main_process=is_main_process(),
+        world_size=int(record["world_size"]),
+    )
 
 
 def _loggers(work: Path, logger: str) -> list[Any]:

@@ -483,6 +483,19 @@ class PreparedCache:
     def __repr__(self) -> str:
         return f"PreparedCache({str(self.root)!r}, objects={len(self)}, images={len(self.images)})"
 
+    @property
+    def content_id(self) -> str:
+        """A digest of what the cache holds, the same wherever it lies.
+
+        Each part is named by a digest of the files it was built from (path,
+        size, modification time, label) and of the cache format, so the list
+        of parts identifies the content: a cache prepared again from changed
+        files gets another id, a copied or moved one keeps it. Trainings and
+        run stages record it so that they never resume on other data.
+        """
+        parts = json.dumps([self.manifest["format_version"], self.manifest["parts"]], sort_keys=True)
+        return hashlib.sha1(parts.encode()).hexdigest()[:16]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_files"], state["_closer"]

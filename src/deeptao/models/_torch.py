@@ -163,8 +163,9 @@ def array_sources(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[So
         yield images, mjd, blank
 
 
-def _digest(*arrays: np.ndarray | None) -> str:
-    h = hashlib.sha1()
+def _digest(cache: Any, *arrays: np.ndarray | None) -> str:
+    """What a training learns from: the cache's content (:attr:`PreparedCache.content_id`) and the rows and labels drawn from it."""
+    h = hashlib.sha1(f"{cache.content_id}|{len(cache)}|".encode())
     for a in arrays:
         h.update(b"none" if a is None else np.ascontiguousarray(a, dtype=np.int64).tobytes() + b"|")
     return h.hexdigest()
@@ -541,6 +542,7 @@ class TorchClassifier(ObjectClassifier):
             "classes": list(classes),
             "data": data_digest,
             "seed": int(seed),
+            "precision": self._precision(),  # "auto" resolved: bf16 weights do not resume as float32 ones
         }
         result = fit_module(
             module,
@@ -577,7 +579,7 @@ class TorchClassifier(ObjectClassifier):
                 raise ValueError("val_rows given without y_val")
             val_rows, y_val = self._check_xy(val_rows, y_val, len(classes), "validation")
             val_rows, y_val = _stratified_cap(val_rows, y_val, self.max_objects, seed)
-        digest = _digest(rows, y, val_rows, y_val, np.asarray([len(cache)]))
+        digest = _digest(cache, rows, y, val_rows, y_val)
         summary = {"objects_per_class": _class_counts(y, classes), "objects_in_cache": len(cache)}
         if val_rows is not None:
             summary["validation_objects_per_class"] = _class_counts(y_val, classes)

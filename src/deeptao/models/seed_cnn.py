@@ -316,7 +316,7 @@ class SeedCNNClassifier(TorchClassifier):
                 keep = _evenly_spaced_per_group(image_object[val_image_rows], cap)
                 val_image_rows, y_val = val_image_rows[keep], y_val[keep]
             val_owner = np.arange(len(val_image_rows), dtype=np.int64)
-        digest = _digest(image_rows, y, val_image_rows, y_val, np.asarray([len(cache), 1]))
+        digest = _digest(cache, image_rows, y, val_image_rows, y_val, np.asarray([1]))  # 1: per image
         self._fit_with(
             lambda member_seed: self._image_loaders(cache, image_rows, y, owner, val_image_rows, y_val, val_owner, member_seed),
             classes=classes,
