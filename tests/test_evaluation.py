@@ -375,6 +375,12 @@ def test_object_level_from_images_averages_probabilities():
         np.testing.assert_allclose(objs.loc[obj, [f"prob_{c}" for c in SIX]].to_numpy(dtype=float), mean)
         assert objs.loc[obj, "y_pred"] == SIX[int(mean.argmax())]
         assert objs.loc[obj, "y_true"] == objects[obj] and objs.loc[obj, "level"] == "object"
+    # the other rules are the models' own
+    geometric = object_level_from_images(images, rule="geometric").set_index("item")
+    expected = np.exp(np.log(proba[:4]).mean(axis=0))
+    np.testing.assert_allclose(geometric.loc["obj1", [f"prob_{c}" for c in SIX]].to_numpy(dtype=float), expected / expected.sum())
+    with pytest.raises(ValueError, match="pooling rule must be one of"):
+        object_level_from_images(images, rule="vote")
 
 
 # ------------------------------------------------------------ run folder

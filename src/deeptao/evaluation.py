@@ -277,28 +277,32 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return _order_columns(frame).reset_index(drop=True)
 
 
-def object_level_from_images(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Object-level rows from image-level rows by averaging each object's probabilities.
+def object_level_from_images(predictions: pd.DataFrame, rule: str = "mean") -> pd.DataFrame:
+    """Object-level rows from image-level rows, each object's images pooled by ``rule``.
 
-    Averaging probabilities (not votes) keeps the arg-max well defined and
-    lets confident images outweigh uncertain ones. Only ``level == 'image'``
+    The rules are the models' own (:mod:`deeptao.models.pooling`: ``mean``,
+    ``geometric``, ``topk``), so a table of image predictions made elsewhere
+    is pooled exactly as seed-cnn pools its images. Only ``level == 'image'``
     rows are used; items are ``object_id#k``.
     """
+    from deeptao.models.pooling import pool
+
     frame = validate_predictions(predictions)
     frame = frame[frame["level"] == "image"]
     if frame.empty:
         raise ValueError("predictions have no image-level rows to average")
     frame = frame.assign(item=frame["item"].str.rsplit("#", n=1).str[0])
-    keys = ["model", "split", "task", "seed", "item"]
     parts = []
-    for (model, split, task, seed), rows in frame.groupby(keys[:4], sort=True):
+    for (model, split, task, seed), rows in frame.groupby(["model", "split", "task", "seed"], sort=True):
         classes = TASK_CLASSES[task]
-        probs = [f"prob_{c}" for c in classes]
         truth = rows.groupby("item", sort=True)["y_true"].agg(lambda s: set(s))
         mixed = truth[truth.map(len) > 1]
         if len(mixed):
             raise ValueError(f"object {mixed.index[0]!r} has images with different true classes {sorted(mixed.iloc[0])}")
-        mean = rows.groupby("item", sort=True)[probs].mean()
+        objects, owner = np.unique(rows["item"].to_numpy(dtype=str), return_inverse=True)
+        proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore"):  # a probability of 0 is a log of -inf, which every rule handles
+            pooled = pool(np.log(proba), owner, len(objects), rule)
         parts.append(
             make_predictions(
                 model=model,
@@ -306,9 +310,9 @@ def object_level_from_images(predictions: pd.DataFrame) -> pd.DataFrame:
                 task=task,
                 seed=int(seed),
                 level="object",
-                items=list(mean.index),
-                y_true=np.array([next(iter(s)) for s in truth.loc[mean.index]], dtype=object),
-                proba=mean.to_numpy(),
+                items=list(objects),
+                y_true=np.array([next(iter(truth.loc[o])) for o in objects], dtype=object),
+                proba=pooled,
                 classes=classes,
             )
         )
