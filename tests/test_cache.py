@@ -284,6 +284,22 @@ def test_strict_stops_at_a_fault_inside_a_file(tmp_path):
         open_cache(tmp_path / "cache")
 
 
+def test_strict_also_stops_at_the_faults_of_parts_built_without_it(tmp_path):
+    root = tmp_path / "survey"
+    _survey(root, n_objects=3)
+    odd = write_release_file(root, label="BZ", name="CSS000005:odd", n=6, replace={2: np.ones((64, 60), np.uint16)})
+    prepare(root, tmp_path / "cache", workers=1)  # lenient: the odd image is dropped and listed
+    with pytest.raises(PrepareError) as info:
+        prepare(root, tmp_path / "cache", workers=1, strict=True)  # every part reused
+    assert str(info.value).startswith(f"{odd}: HDU ") and str(info.value).endswith("image is 64x60, not 64x64")
+    bad = root / "TAO_transients" / "data" / "AGN" / "bad.fits"
+    odd.unlink()
+    bad.write_bytes(b"SIMPLE  = nope")
+    prepare(root, tmp_path / "cache", workers=1)
+    with pytest.raises(PrepareError, match="bad.fits"):
+        prepare(root, tmp_path / "cache", workers=1, strict=True)
+
+
 def test_non_objects_whose_parent_is_absent_are_counted_and_grouped_by_that_parent(tmp_path):
     from deeptao.data.splits import split_cache
 

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from deeptao import __version__
 from deeptao.data._arrow import LARGE_STRING, from_numpy, to_numpy
-from deeptao.io import IMAGE_SHAPE, TaoFormatError, iter_fits_files, read_object
+from deeptao.io import IMAGE_SHAPE, ReadFault, TaoFormatError, iter_fits_files, read_object
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -252,7 +252,9 @@ def prepare(
     workers : int, default=number of CPUs
         Processes reading files in parallel.
     strict : bool, default=False
-        Stop at the first bad file instead of skipping it.
+        Stop at the first bad file or faulty image instead of skipping it,
+        including those an earlier lenient run skipped into parts now reused
+        (the cache is then left as it was).
     progress : callable, optional
         ``progress(total, desc)`` returning a tqdm-like object; default: a bar on a terminal only.
 
@@ -275,6 +277,8 @@ def prepare(
         stem = parts_dir / f"part-{index // files_per_part:05d}-{_part_key(chunk)}"
         plan.append((stem, chunk))
     todo = [(stem, chunk) for stem, chunk in plan if not _part_done(stem)]
+    if strict:
+        _refuse_faults_of_reused_parts(stem for stem, chunk in plan if (stem, chunk) not in todo)
     if todo and manifest.exists():
         manifest.unlink()  # the cache is about to change: it is not whole until rewritten
 
@@ -316,6 +320,18 @@ def _mp_context() -> Any:
     if threading.active_count() == 1 and "torch" not in sys.modules and sys.platform == "linux":
         return get_context("fork")
     return get_context("forkserver")
+
+
+def _refuse_faults_of_reused_parts(stems: Iterable[Path]) -> None:
+    """With ``strict``, a part built before without it may hold a skipped file or a dropped image: stop at the first."""
+    for stem in stems:
+        marker = json.loads(stem.with_suffix(".json").read_text())
+        if marker["bad_files"]:
+            path, fault = marker["bad_files"][0]
+            raise PrepareError(f"{path}: {fault}")
+        if marker["warnings"]:
+            path, hdu, row, reason = marker["warnings"][0]
+            raise PrepareError(f"{path}: {ReadFault(hdu, row, reason)}")
 
 
 def _part_done(stem: Path) -> bool:
