@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from deeptao.io import ReadFault, TaoFormatError, iter_fits_files, read_object
+from deeptao.io import ReadFault, TaoFormatError, duplicate_exposures, iter_fits_files, read_object
 from tests.fitsfactory import make_images, write_release_file
 
 
@@ -109,6 +109,31 @@ def test_duplicate_exposure_and_blank_images_are_kept_and_flagged(tmp_path):
     assert obj.table["duplicate"].sum() == 1
     assert obj.blank.sum() == 1 and obj.table["blank"].sum() == 1
     assert obj.images[obj.blank].max() == 0
+
+
+def test_a_blank_cutout_of_an_exposure_gives_way_to_its_twin(tmp_path):
+    path = write_release_file(tmp_path, n=12, duplicate_last=True, blank=(11,))  # the first copy lost, the second good
+    obj = read_object(path)
+    twins = np.flatnonzero(obj.mjd == obj.mjd.max())
+    assert len(twins) == 2
+    assert list(obj.blank[twins]) == list(obj.table["duplicate"].to_numpy()[twins])  # the blank one is the duplicate
+    assert obj.table["duplicate"].sum() == 1 and obj.blank.sum() == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_duplicate_rule_keeps_the_first_good_cutout_of_each_exposure(seed):
+    rng = np.random.default_rng(seed)
+    mjd = np.sort(rng.integers(0, 12, 40)).astype(float)
+    blank = rng.random(40) < 0.4
+    expected = np.ones(40, dtype=bool)
+    for t in np.unique(mjd):
+        members = np.flatnonzero(mjd == t)
+        good = members[~blank[members]]
+        expected[good[0] if len(good) else members[0]] = False
+    np.testing.assert_array_equal(duplicate_exposures(mjd, blank), expected)
+    np.testing.assert_array_equal(duplicate_exposures(mjd), np.r_[False, mjd[1:] == mjd[:-1]])
+    with pytest.raises(ValueError, match="blank has shape"):
+        duplicate_exposures(mjd, blank[:-1])
 
 
 def test_agrees_with_fitsio(tmp_path):

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["PrepareError", "CacheError", "PrepareResult", "PreparedCache", "prepare", "open_cache", "FILES_PER_PART"]
 
 #: 2: objects hold crts_id (None for NON) and parent_id, n_faults, parent_missing; warnings.csv
-FORMAT_VERSION = 2
+#: 3: of the cutouts of one exposure, the first that is not blank is kept (not always the first)
+FORMAT_VERSION = 3
 FILES_PER_PART = 64
 _PIXEL_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * 2
 

@@ -400,7 +400,7 @@ def _store_key(cache: PreparedCache, cfg: SequenceSettings) -> str:
         "settings": cfg.to_dict(),
         "n_objects": len(cache),
         "n_images": len(cache.images),
-        "parts": getattr(cache, "manifest", {}).get("parts"),
+        "cache": cache.content_id,  # a re-prepare of unchanged files keeps it, a changed file changes it
         "object_ids": hashlib.sha1("\0".join(cache.objects["object_id"].astype(str)).encode()).hexdigest(),
     }
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]

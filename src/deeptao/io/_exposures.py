@@ -7,7 +7,8 @@ must see the same exposures.
 
 - A *blank* image is constant (zero variance): a cutout the pipeline lost.
 - A *duplicate* is a second cutout of one exposure (the same MJD again, from a
-  neighbouring tile); it adds no new light.
+  neighbouring tile); it adds no new light. Of an exposure's cutouts the first
+  that is not blank is kept, so a lost cutout never takes its twin with it.
 - A *night* is a chain of exposures less than ``night_gap`` days apart. CRTS
   visits a field about four times within an hour; consecutive nights are at
   least half a day apart, so a gap rule needs no site longitude.
@@ -36,11 +37,29 @@ def blank_images(images: np.ndarray) -> np.ndarray:
     return flat.min(axis=1) == flat.max(axis=1)
 
 
-def duplicate_exposures(mjd: np.ndarray) -> np.ndarray:
-    """True for each exposure (``mjd`` ascending) whose MJD equals the one before it."""
+def duplicate_exposures(mjd: np.ndarray, blank: np.ndarray | None = None) -> np.ndarray:
+    """True for each cutout (``mjd`` ascending) of an exposure that another of its cutouts stands for.
+
+    Of the cutouts sharing an MJD, the first that is not ``blank`` is kept
+    (the first of them if all are blank) and the others are duplicates.
+    Without ``blank``, the first cutout is kept.
+    """
     mjd = np.asarray(mjd, dtype=np.float64)
-    duplicate = np.zeros(mjd.shape, dtype=bool)
-    duplicate[1:] = mjd[1:] == mjd[:-1]
+    n = mjd.size
+    blank = np.zeros(n, dtype=bool) if blank is None else np.asarray(blank, dtype=bool)
+    if blank.shape != mjd.shape:
+        raise ValueError(f"blank has shape {blank.shape}, expected {mjd.shape}")
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, mjd[1:] != mjd[:-1]])  # first cutout of each exposure
+    exposure = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
+    # the kept cutout: the first non-blank one of its exposure, else the first
+    rank = np.where(blank, n, 0) + np.arange(n)
+    keeper = np.full(starts.size, 2 * n)
+    np.minimum.at(keeper, exposure, rank)
+    keep = np.where(keeper >= n, keeper - n, keeper)
+    duplicate = np.ones(n, dtype=bool)
+    duplicate[keep] = False
     return duplicate
 
 
@@ -74,7 +93,8 @@ def order_exposures(images: np.ndarray, mjd: np.ndarray) -> tuple[np.ndarray, np
         raise ValueError(f"{int((~np.isfinite(mjd)).sum())} of {len(mjd)} MJDs are not finite")
     order = np.argsort(mjd, kind="stable")
     images, mjd = images[order], mjd[order]
-    return images, mjd, blank_images(images), duplicate_exposures(mjd)
+    blank = blank_images(images)
+    return images, mjd, blank, duplicate_exposures(mjd, blank)
 
 
 def order_objects(

@@ -287,7 +287,7 @@ def _decode(path: Path, buf: bytes) -> TaoObject:
     faults.sort(key=lambda f: (f.row is not None or f.hdu is not None, f.row if f.row is not None else -1, f.hdu or 0))
 
     blank = blank_images(images)
-    duplicate = duplicate_exposures(mjd)
+    duplicate = duplicate_exposures(mjd, blank)
     columns: dict[str, Any] = {"hdu_ext": hdu_ext, "mjd": mjd}
     for name in ("date", "field_id", "cutout", "set_number", "obs_in_seq"):
         values = cols.get(name)

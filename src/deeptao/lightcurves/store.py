@@ -108,9 +108,7 @@ def _cache_key(cache: PreparedCache, cfg: PhotometrySettings) -> str:
         "settings": dataclasses.asdict(cfg),
         "n_objects": len(cache),
         "n_images": len(cache.images),
-        # the parts' names hash their source files (paths, sizes, times): a re-prepare
-        # of unchanged files keeps them, a changed file changes them
-        "parts": getattr(cache, "manifest", {}).get("parts"),
+        "cache": cache.content_id,  # a re-prepare of unchanged files keeps it, a changed file changes it
         "object_ids": hashlib.sha1("\0".join(ids).encode()).hexdigest(),
     }
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
