@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from deeptao.io import ReadFault, TaoFormatError, duplicate_exposures, iter_fits_files, read_object
+from deeptao.io import ReadFault, TaoFormatError, counted_exposures, duplicate_exposures, iter_fits_files, read_object
 from tests.fitsfactory import make_images, write_release_file
 
 
@@ -134,6 +134,11 @@ def test_duplicate_rule_keeps_the_first_good_cutout_of_each_exposure(seed):
     np.testing.assert_array_equal(duplicate_exposures(mjd), np.r_[False, mjd[1:] == mjd[:-1]])
     with pytest.raises(ValueError, match="blank has shape"):
         duplicate_exposures(mjd, blank[:-1])
+    counted = counted_exposures(blank, duplicate_exposures(mjd, blank))
+    assert len(np.unique(mjd[counted])) == counted.sum()  # at most one cutout of each exposure counts
+    assert set(np.unique(mjd[counted])) == set(np.unique(mjd[~blank]))  # and every exposure with a good cutout does
+    with pytest.raises(ValueError, match="one value per image"):
+        counted_exposures(blank, blank[:-1])
 
 
 def test_agrees_with_fitsio(tmp_path):

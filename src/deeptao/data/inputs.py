@@ -90,7 +90,12 @@ def dihedral(images: np.ndarray, code: int) -> np.ndarray:
 
 
 def usable_positions(blank: np.ndarray) -> np.ndarray:
-    """Positions of the non-blank images of one object, or all of them if all are blank."""
+    """Positions of the non-blank images of one object, or all of them if all are blank.
+
+    seed-cnn classifies cutouts, not exposures: a duplicate cutout (the same
+    exposure from a neighbouring tile, :func:`deeptao.io.counted_exposures`)
+    is another view of the sky and stays, as the public replication kept it.
+    """
     keep = np.flatnonzero(~np.asarray(blank, dtype=bool))
     return keep if len(keep) else np.arange(len(blank))
 

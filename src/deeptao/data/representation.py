@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deeptao.io import NIGHT_GAP_DAYS, assign_nights
+from deeptao.io import NIGHT_GAP_DAYS, assign_nights, counted_exposures
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -342,7 +342,7 @@ def object_nights(
     n = len(images)
     if images.ndim != 3 or mjd.shape != (n,):
         raise ValueError(f"need images (n, H, W) and mjd (n,), got {images.shape} and {mjd.shape}")
-    keep = ~np.asarray(blank, dtype=bool) & ~np.asarray(duplicate, dtype=bool)
+    keep = counted_exposures(blank, duplicate)
     c = cfg.crop
     empty = ObjectNights(
         np.zeros((0, c, c), np.float32), np.zeros((c, c), np.float32),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["blank_images", "duplicate_exposures", "assign_nights", "order_exposures", "order_objects", "first_nights", "NIGHT_GAP_DAYS"]
+__all__ = ["blank_images", "duplicate_exposures", "counted_exposures", "assign_nights", "order_exposures", "order_objects", "first_nights", "NIGHT_GAP_DAYS"]
 
 #: exposures closer than this many days (chained) make one night
 NIGHT_GAP_DAYS = 0.5
@@ -61,6 +61,19 @@ def duplicate_exposures(mjd: np.ndarray, blank: np.ndarray | None = None) -> np.
     duplicate = np.ones(n, dtype=bool)
     duplicate[keep] = False
     return duplicate
+
+
+def counted_exposures(blank: np.ndarray, duplicate: np.ndarray) -> np.ndarray:
+    """True for each image that counts as an exposure: neither blank nor a duplicate cutout.
+
+    Every consumer (early classification's night count, the networks'
+    representation, the light curves) selects exposures by this rule, then
+    applies its own test of what it can measure (an aperture off the chip).
+    """
+    blank, duplicate = np.asarray(blank, dtype=bool), np.asarray(duplicate, dtype=bool)
+    if blank.shape != duplicate.shape:
+        raise ValueError(f"blank {blank.shape} and duplicate {duplicate.shape} flags must have one value per image")
+    return ~blank & ~duplicate
 
 
 def assign_nights(mjd: np.ndarray, night_gap: float = NIGHT_GAP_DAYS) -> np.ndarray:
@@ -130,7 +143,7 @@ def first_nights(
     if not isinstance(nights, (int, np.integer)) or nights < 1:
         raise ValueError(f"need at least one night, got {nights!r}")
     images, mjd, blank, duplicate = order_exposures(images, mjd)
-    usable = np.flatnonzero(~blank & ~duplicate)
+    usable = np.flatnonzero(counted_exposures(blank, duplicate))
     if usable.size == 0:
         return images, mjd
     night = assign_nights(mjd[usable], night_gap)

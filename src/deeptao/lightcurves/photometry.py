@@ -30,7 +30,7 @@ import pandas as pd
 from astropy.stats import sigma_clip
 from astropy.utils.exceptions import AstropyUserWarning
 
-from deeptao.io import NIGHT_GAP_DAYS, assign_nights, blank_images
+from deeptao.io import NIGHT_GAP_DAYS, assign_nights, blank_images, counted_exposures
 
 __all__ = [
     "PhotometrySettings",
@@ -278,7 +278,7 @@ def measure(
         "blank": is_blank,
         "duplicate": dup,
         "saturated": saturated,
-        "good": measured & ~dup & np.isfinite(mjd),
+        "good": measured & counted_exposures(is_blank, dup) & np.isfinite(mjd),
     }
 
 
