@@ -116,6 +116,12 @@ def test_first_nights_rebuild_the_reference_from_those_nights_alone():
     assert _aperture_flux(early.reference[None])[0] < 0.5 * _aperture_flux(obj.reference[None])[0]
     with pytest.raises(ValueError):
         obj.first_nights(0)
+    middle = obj.night_range(5, 9)
+    np.testing.assert_array_equal(middle.coadd, obj.coadd[5:9])
+    np.testing.assert_allclose(middle.reference, np.median(obj.coadd[5:9], axis=0), rtol=1e-6)
+    for bad in ((3, 3), (-1, 2), (0, len(obj) + 1)):
+        with pytest.raises(ValueError, match="start < stop"):
+            obj.night_range(*bad)
 
 
 @pytest.mark.parametrize("crop", [7, 9, 66, "32"])
@@ -192,14 +198,21 @@ def test_time_crop_keeps_one_contiguous_run_of_at_least_the_fraction():
     plain = ds[3]
     n = len(plain["x"])
     spans = set()
+    whole = store.object(3)
     for seed in range(40):
-        cut = ds[(3, 0, seed)]["x"]
+        item = ds[(3, 0, seed)]
+        cut = item["x"]
         k = len(cut)
         assert np.ceil(0.6 * n) <= k <= n
-        starts = [s for s in range(n - k + 1) if np.array_equal(plain["x"][s : s + k], cut)]
+        starts = [s for s in range(n - k + 1) if np.array_equal(plain["x"][s : s + k, 0], cut[:, 0])]
         assert starts, "the kept nights are not one contiguous run"
         spans.add((starts[0], k))
+        # the reference is the run's own, as early classification rebuilds it from the nights it has
+        expected = night_arrays(whole.night_range(starts[0], starts[0] + k))
+        np.testing.assert_array_equal(cut, expected["x"])
+        np.testing.assert_array_equal(item["ref"], expected["ref"])
     assert len(spans) > 1  # the run moves from draw to draw
+    assert any(k < n for _, k in spans)
     np.testing.assert_array_equal(ds[(3, 0, -1)]["x"], plain["x"])  # evaluation keys keep every night
     with pytest.raises(ValueError, match="time_crop"):
         NightDataset(store, np.arange(len(cache)), time_crop=0.0)

@@ -207,18 +207,16 @@ class NightDataset(Dataset):
         if drop_seed >= 0 and len(obj):
             rng = np.random.default_rng(drop_seed)
             n = len(obj)
-            window = np.ones(n, bool)
             if self.time_crop < 1.0 and n > 1:
+                # the object as seen over a run of its nights: its reference rebuilt from those alone,
+                # as early classification rebuilds it from the first nights
                 span = int(rng.integers(max(1, math.ceil(self.time_crop * n)), n + 1))
                 start = int(rng.integers(0, n - span + 1))
-                window[:] = False
-                window[start : start + span] = True
+                obj, n = obj.night_range(start, start + span), span
             if self.night_dropout > 0 and n > 1:
-                keep = window & (rng.random(n) >= self.night_dropout)
+                keep = rng.random(n) >= self.night_dropout
                 if not keep.any():
-                    keep[rng.choice(np.flatnonzero(window))] = True
-            elif not window.all():
-                keep = window
+                    keep[rng.choice(n)] = True
             if self.noise > 0:
                 extra = rng.standard_normal(obj.coadd.shape, dtype=np.float32)
                 extra *= (self.noise * obj.night_noise)[:, None, None]

@@ -190,12 +190,17 @@ class ObjectNights:
         """The object as known after its first ``k`` nights: the reference is rebuilt from those alone."""
         if k < 1:
             raise ValueError(f"need at least one night, got {k!r}")
-        if k >= len(self):
-            return self
-        coadd = self.coadd[:k]
+        return self if k >= len(self) else self.night_range(0, k)
+
+    def night_range(self, start: int, stop: int) -> ObjectNights:
+        """The object as seen over nights ``start`` to ``stop - 1`` only: the reference is rebuilt from those alone."""
+        if not 0 <= start < stop <= len(self):
+            raise ValueError(f"need 0 <= start < stop <= {len(self)}, got {start}, {stop}")
+        sl = slice(start, stop)
+        coadd = self.coadd[sl]
         return ObjectNights(
-            coadd, _reference(coadd), self.mjd[:k], self.night_noise[:k], self.exposures[:k], self.noise,
-            self.intra_chi2[:k], self.intra_slope[:k],
+            coadd, _reference(coadd), self.mjd[sl], self.night_noise[sl], self.exposures[sl], self.noise,
+            self.intra_chi2[sl], self.intra_slope[sl],
         )  # fmt: skip
 
     def aperture_photometry(self, aperture: float = SequenceSettings.aperture) -> tuple[np.ndarray, np.ndarray, float]:

@@ -255,7 +255,11 @@ class TaoNetClassifier(TorchClassifier):
         added to its co-add (a fresh draw every epoch).
     time_crop : float, default=1.0
         Training: below 1, each epoch shows a contiguous run of each object's
-        nights, between this fraction of them and all of them.
+        nights, between this fraction of them and all of them, with the
+        reference rebuilt from that run (as early classification rebuilds it
+        from the first nights). The light-curve and stamp features stay those
+        of the whole history: the crop varies the sequence, it does not
+        simulate an object seen early.
     views : int, default=8
         Flips/rotations averaged at prediction (1: the image as it is).
     stamp_features : bool, default=True
