@@ -92,3 +92,13 @@ def test_undefined_features_are_nan():
     matrix = variability_feature_matrix([empty, _object(np.full(len(MJD), 300.0), rng)])
     assert matrix.shape == (2, len(VARIABILITY_FEATURE_NAMES)) and np.isnan(matrix[0]).all() and np.isfinite(matrix[1]).all()
     assert variability_feature_matrix([]).shape == (0, len(VARIABILITY_FEATURE_NAMES))
+
+
+def test_the_photometry_radius_is_the_representations():
+    rng = np.random.default_rng(4)
+    flux = 300.0 + 200.0 * np.sin(MJD / 300.0)
+    obj = _object(flux, rng)
+    default, wide = variability_features(obj), variability_features(obj, aperture=5.0)
+    np.testing.assert_array_equal(variability_feature_matrix([obj], 5.0)[0], wide)
+    # a wider aperture gathers more sky noise: the same variation stands out less against the noise
+    assert wide[INDEX["var_chi2"]] < default[INDEX["var_chi2"]]

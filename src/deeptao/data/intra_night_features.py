@@ -42,7 +42,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from deeptao.data.representation import ObjectNights
+from deeptao.data.representation import ObjectNights, SequenceSettings
 
 __all__ = ["INTRA_NIGHT_FEATURE_NAMES", "intra_night_features", "intra_night_feature_matrix"]
 
@@ -58,8 +58,11 @@ _ACTIVE_CHI2 = 4.0
 _FLOOR = 1e-3  # a night of identical fluxes has chi-square 0; its log stays finite
 
 
-def intra_night_features(nights: ObjectNights) -> np.ndarray:
-    """:data:`INTRA_NIGHT_FEATURE_NAMES` of one object, float64 (5,); NaN where undefined."""
+def intra_night_features(nights: ObjectNights, aperture: float = SequenceSettings.aperture) -> np.ndarray:
+    """:data:`INTRA_NIGHT_FEATURE_NAMES` of one object, float64 (5,); NaN where undefined.
+
+    ``aperture`` is the photometry radius the representation was built with (:class:`SequenceSettings`).
+    """
     out = np.full(len(INTRA_NIGHT_FEATURE_NAMES), np.nan)
     chi2 = np.asarray(nights.intra_chi2, dtype=np.float64)
     slope = np.asarray(nights.intra_slope, dtype=np.float64)
@@ -69,7 +72,7 @@ def intra_night_features(nights: ObjectNights) -> np.ndarray:
     log_chi2 = np.log(np.maximum(chi2[measured], 0.0) + _FLOOR)
     out[3] = np.median(log_chi2)
     out[4] = np.mean(chi2[measured] > _ACTIVE_CHI2)
-    flux, noise, reference = nights.aperture_photometry()
+    flux, noise, reference = nights.aperture_photometry(aperture)
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.where(measured & (noise > 0), (flux - reference) / noise, -np.inf)
     if np.isfinite(change).any():
@@ -81,7 +84,7 @@ def intra_night_features(nights: ObjectNights) -> np.ndarray:
     return out
 
 
-def intra_night_feature_matrix(objects: Iterable[ObjectNights]) -> np.ndarray:
+def intra_night_feature_matrix(objects: Iterable[ObjectNights], aperture: float = SequenceSettings.aperture) -> np.ndarray:
     """:func:`intra_night_features` of each object of an iterable, float64 (n, 5)."""
-    rows = [intra_night_features(obj) for obj in objects]
+    rows = [intra_night_features(obj, aperture) for obj in objects]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(INTRA_NIGHT_FEATURE_NAMES))

@@ -29,13 +29,14 @@ class NightFeatureBlock:
     option: str
     label: str
     names: tuple[str, ...]
-    matrix: Callable[[Iterable[ObjectNights]], np.ndarray]
+    #: ``matrix(objects, aperture)``: the block of each object, with the representation's photometry radius
+    matrix: Callable[[Iterable[ObjectNights], float], np.ndarray]
     #: the per-object function, as the model card quotes it
     function: str
 
     def build_step(self) -> str:
         """The model card's line on how to compute this block outside deeptao's models."""
-        return f"{self.label}: {self.function} of the object's nights, raw (NaN allowed)"
+        return f"{self.label}: {self.function} of the object's nights (with the representation's aperture), raw (NaN allowed)"
 
 
 NIGHT_FEATURE_BLOCKS = (

@@ -25,6 +25,8 @@ taonet-lc can take them beside their pooled nights (``stamp_features=True``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from deeptao.data.representation import ObjectNights
@@ -116,7 +118,11 @@ def stamp_features(nights: ObjectNights) -> np.ndarray:
     return out
 
 
-def stamp_feature_matrix(objects) -> np.ndarray:
-    """:func:`stamp_features` of each object of an iterable, float64 (n, 12)."""
+def stamp_feature_matrix(objects: Iterable[ObjectNights], aperture: float | None = None) -> np.ndarray:
+    """:func:`stamp_features` of each object of an iterable, float64 (n, 12).
+
+    ``aperture`` is accepted as every feature block's is, and unused: the stamp
+    features measure shapes within fixed radii (1.5, 3 and 6 pixels), not photometry.
+    """
     rows = [stamp_features(obj) for obj in objects]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(STAMP_FEATURE_NAMES))

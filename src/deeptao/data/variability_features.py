@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from deeptao.data.representation import ObjectNights
+from deeptao.data.representation import ObjectNights, SequenceSettings
 
 __all__ = ["VARIABILITY_FEATURE_NAMES", "variability_features", "variability_feature_matrix"]
 
@@ -46,10 +46,13 @@ _MIN_PAIRS = 3
 _FLARE_SIGMA = 3.0
 
 
-def variability_features(nights: ObjectNights) -> np.ndarray:
-    """:data:`VARIABILITY_FEATURE_NAMES` of one object, float64 (5,); NaN where undefined (under 2 nights)."""
+def variability_features(nights: ObjectNights, aperture: float = SequenceSettings.aperture) -> np.ndarray:
+    """:data:`VARIABILITY_FEATURE_NAMES` of one object, float64 (5,); NaN where undefined (under 2 nights).
+
+    ``aperture`` is the photometry radius the representation was built with (:class:`SequenceSettings`).
+    """
     out = np.full(len(VARIABILITY_FEATURE_NAMES), np.nan)
-    flux, noise, _ = nights.aperture_photometry()
+    flux, noise, _ = nights.aperture_photometry(aperture)
     ok = np.isfinite(flux) & np.isfinite(noise) & (noise > 0)
     flux, noise, mjd = flux[ok], noise[ok], np.asarray(nights.mjd, dtype=np.float64)[ok]
     if len(flux) < 2:
@@ -69,7 +72,7 @@ def variability_features(nights: ObjectNights) -> np.ndarray:
     return out
 
 
-def variability_feature_matrix(objects: Iterable[ObjectNights]) -> np.ndarray:
+def variability_feature_matrix(objects: Iterable[ObjectNights], aperture: float = SequenceSettings.aperture) -> np.ndarray:
     """:func:`variability_features` of each object of an iterable, float64 (n, 5)."""
-    rows = [variability_features(obj) for obj in objects]
+    rows = [variability_features(obj, aperture) for obj in objects]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(VARIABILITY_FEATURE_NAMES))

@@ -172,7 +172,7 @@ class OnnxClassifier:
             settings = SequenceSettings(**representation["settings"])
             nights = [object_nights(*src, settings) for src in sources]
             for block in own:
-                columns.update(zip(block.names, block.matrix(nights).T, strict=True))
+                columns.update(zip(block.names, block.matrix(nights, settings.aperture).T, strict=True))
         return np.column_stack([columns[name] for name in names]).astype(np.float32)
 
     def _predict_images(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:

@@ -388,7 +388,8 @@ class TaoNetClassifier(TorchClassifier):
         if not blocks:
             return None
         objects = list(objects)
-        return np.column_stack([block.matrix(objects) for block in blocks])
+        aperture = self._settings().aperture
+        return np.column_stack([block.matrix(objects, aperture) for block in blocks])
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
         store = open_sequences(cache, self._settings())
