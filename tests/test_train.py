@@ -379,3 +379,12 @@ def test_the_main_process_is_told_from_the_launchers_environment(monkeypatch, en
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert is_main_process() is main_process
+
+
+def test_a_run_without_a_terminal_reports_each_epoch_on_one_line(survey, tmp_path, capsys):
+    out = tmp_path / "epochs"
+    args = ["train", "--cache", str(survey / "cache"), "--model", "taonet", "--out", str(out), *TINY[2:], "--max-epochs", "2"]
+    assert main(args) == 0  # pytest's standard error is no terminal: no bar, one line per epoch
+    lines = [line for line in capsys.readouterr().err.splitlines() if "] epoch " in line]
+    assert [line.split("] ", 1)[1].split(",")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("train loss" in line and "validation loss" in line and line.endswith(" s)") for line in lines)

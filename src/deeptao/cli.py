@@ -504,10 +504,34 @@ def _expected_errors(command: str) -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _show_library_log() -> None:
+    """The package's INFO lines (a training's epochs when no bar is drawn) on standard error, once per process."""
+    import logging
+
+    class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever ``sys.stderr`` is when a line comes, not what it was when ``main`` first ran."""
+
+        @property  # type: ignore[override]
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value: Any) -> None:
+            pass
+
+    logger = logging.getLogger("deeptao")
+    if not any(type(h).__name__ == "_Stderr" for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deeptao``; returns the exit status (0 ok, 1 failed, 2 bad usage, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _build_parser(argv).parse_args(argv)
+    _show_library_log()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

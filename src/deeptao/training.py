@@ -71,6 +71,8 @@ LOGGERS = ("csv", "tensorboard")
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 _FINGERPRINT = "fingerprint.json"
+#: one line per epoch when no progress bar is drawn; the library adds no handler, the command line does
+EPOCH_LOG = logging.getLogger("deeptao.training")
 _FINISHED = "finished.json"
 _NOT_INPUTS = ("y", "owner")
 
@@ -535,6 +537,8 @@ def fit_module(
         all_callbacks.append(last_checkpoint)
         if config.average_decay > 0:
             all_callbacks.append(WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(config.average_decay)))
+        if not progress:
+            all_callbacks.append(_EpochLog())
         all_callbacks.extend(callbacks)
         n_batches = len(train_loader)
         if isinstance(config.limit_train_batches, int):
@@ -604,6 +608,28 @@ def fit_module(
             tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
             tmp.replace(work / _FINISHED)
         return result
+
+
+class _EpochLog(L.Callback):
+    """An INFO line on :data:`EPOCH_LOG` after each epoch: losses, validation F1, seconds.
+
+    For runs whose progress bar is off (a batch job, output to a file), which
+    would otherwise be silent for the whole fit. Nothing shows unless the
+    caller gives the logger a handler, as ``deeptao``'s command line does.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not EPOCH_LOG.isEnabledFor(logging.INFO):
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for key, label in (("train_loss_epoch", "train loss"), ("val_loss", "validation loss"), ("val_f1", "validation F1")):
+            if key in metrics:
+                parts.append(f"{label} {float(metrics[key]):.3f}")
+        EPOCH_LOG.info("%s (%.0f s)", ", ".join(parts), time.perf_counter() - self._started)
 
 
 def _finished_result(module: ClassifierModule, work: Path, record: dict[str, Any], *, has_val: bool, keep: bool) -> FitResult:
