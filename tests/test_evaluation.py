@@ -23,6 +23,7 @@ from deeptao.evaluation import (
     aggregate,
     balanced_accuracy_from_confusion,
     bootstrap_macro_f1,
+    bootstrap_macro_f1_shared,
     display_order,
     evaluate_run,
     leakage_gaps,
@@ -262,8 +263,9 @@ def test_aggregate_stores_a_reproducible_interval_around_the_mean():
     (s,) = aggregate(score(table))
     lo, hi = s.macro_f1_ci
     assert lo < s.macro_f1 < hi and hi - lo < 0.3
-    expected = macro_f1_ci([confusion_matrix(yt, yp, labels=SIX) for yt, yp in seeds])
-    assert s.macro_f1_ci == expected
+    # the seeds score the same item names: they are resampled together
+    expected = np.percentile(bootstrap_macro_f1_shared([_outcomes(yt, yp) for yt, yp in seeds], 6), [2.5, 97.5])
+    assert s.macro_f1_ci == pytest.approx(tuple(expected), rel=1e-12)
 
     # same numbers again, and whatever other settings share the table
     other = frame(*seeds[0], model="lc-rf", task="6class", rng=rng)
@@ -274,6 +276,54 @@ def test_aggregate_stores_a_reproducible_interval_around_the_mean():
     assert wide[0].macro_f1_ci[1] - wide[0].macro_f1_ci[0] > hi - lo
     (none,) = aggregate(score(table), n_boot=0)
     assert np.isnan(none.macro_f1_ci).all()
+
+
+def _outcomes(y_true, y_pred, names=None):
+    index = {c: k for k, c in enumerate(SIX)}
+    names = np.array([f"CSS{i:06d}:0+0" for i in range(len(y_true))]) if names is None else np.asarray(names)
+    return names, np.array([index[t] * 6 + index[p] for t, p in zip(y_true, y_pred, strict=True)])
+
+
+def test_shared_bootstrap_matches_a_slow_sklearn_bootstrap_with_the_same_draws():
+    """Each replicate: one count per item of the union, and every seed scored by scikit-learn with those counts as weights."""
+    rng = np.random.default_rng(12)
+    names = np.array([f"obj{i}" for i in range(70)])
+    seeds = []
+    for _ in range(3):  # each seed tests 40 of the 70 objects: they overlap
+        chosen = np.sort(rng.choice(70, size=40, replace=False))
+        yt = np.array(random_labels(rng, 40, SIX))
+        yp = np.where(rng.random(40) < 0.5, yt, np.array(random_labels(rng, 40, SIX)))
+        seeds.append((names[chosen], yt, yp))
+    n_boot = 230  # more than one chunk of replicates
+    fast = bootstrap_macro_f1_shared([_outcomes(yt, yp, nm) for nm, yt, yp in seeds], 6, n_boot=n_boot, seed=5)
+
+    union = np.unique(np.concatenate([nm for nm, _, _ in seeds]))
+    draw_rng = np.random.default_rng(5)
+    counts = np.concatenate([draw_rng.multinomial(len(union), np.full(len(union), 1 / len(union)), size=min(100, n_boot - lo))
+                             for lo in range(0, n_boot, 100)])  # fmt: skip
+    slow = np.zeros(n_boot)
+    for nm, yt, yp in seeds:
+        weight = counts[:, np.searchsorted(union, nm)]
+        for b in range(n_boot):
+            keep = weight[b] > 0
+            slow[b] += f1_score(yt[keep], yp[keep], labels=SIX, average="macro", zero_division=0, sample_weight=weight[b][keep])
+    np.testing.assert_allclose(fast, slow / 3, rtol=1e-9, atol=1e-12)
+
+
+def test_seeds_that_test_the_same_objects_are_not_counted_as_independent_evidence():
+    rng = np.random.default_rng(13)
+    (yt, yp), = _seeds(rng, n_seeds=1, n=200)
+    one = np.percentile(bootstrap_macro_f1_shared([_outcomes(yt, yp)], 6, n_boot=4000), [2.5, 97.5])
+    same = np.percentile(bootstrap_macro_f1_shared([_outcomes(yt, yp)] * 3, 6, n_boot=4000), [2.5, 97.5])
+    independent = macro_f1_ci([confusion_matrix(yt, yp, labels=SIX)] * 3, n_boot=4000)
+    # three seeds that scored the same objects alike know what one knows: the same interval
+    np.testing.assert_allclose(same, one, rtol=1e-12)
+    # resampled each on its own they would claim about sqrt(3) times the precision
+    assert (independent[1] - independent[0]) < 0.7 * (same[1] - same[0])
+    with pytest.raises(ValueError, match="confusion cells"):
+        bootstrap_macro_f1_shared([(np.array(["a"]), np.array([36]))], 6)
+    with pytest.raises(ValueError, match="no scored items"):
+        bootstrap_macro_f1_shared([], 6)
 
 
 def test_bootstrap_is_fast_for_objects_and_images():
@@ -421,7 +471,8 @@ def test_evaluate_run_round_trip(tmp_path):
     assert cnn["macro_f1_std"] == pytest.approx(np.std(macros, ddof=1))
     assert cnn["confusion_matrix"] == sum(confusion_matrix(*raw[s], labels=SIX) for s in (0, 1, 2)).tolist()
     lo, hi = cnn["macro_f1_ci95"]
-    assert [lo, hi] == pytest.approx(macro_f1_ci([confusion_matrix(*raw[s], labels=SIX) for s in (0, 1, 2)]))
+    shared = bootstrap_macro_f1_shared([_outcomes(*raw[s]) for s in (0, 1, 2)], 6)
+    assert [lo, hi] == pytest.approx(np.percentile(shared, [2.5, 97.5]).tolist())
     assert lo < cnn["macro_f1"] < hi
     baccs = [balanced_accuracy_score(*raw[s]) for s in (0, 1, 2)]
     assert cnn["balanced_accuracy"] == pytest.approx(np.mean(baccs))

@@ -49,8 +49,10 @@ a ``nights`` column, the number of first nights each test object was cut to
 The seed-to-seed spread says nothing about how much a macro F1 owes to the
 few test objects it was measured on, so each summary also carries a 95 %
 percentile bootstrap interval of the seed-mean macro F1 (see
-:func:`bootstrap_macro_f1`): each seed's scored items are resampled with
-replacement, that seed's macro F1 recomputed, and the seeds averaged.
+:func:`bootstrap_macro_f1_shared`): the union of the seeds' scored items is
+resampled with replacement, each seed's macro F1 recomputed on the draws in
+its own test set, and the seeds averaged. Seeds of one survey test
+overlapping objects, so they are resampled together, not each on its own.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ __all__ = [
     "macro_f1_from_confusion",
     "balanced_accuracy_from_confusion",
     "bootstrap_macro_f1",
+    "bootstrap_macro_f1_shared",
     "macro_f1_ci",
     "aggregate",
     "leakage_gaps",
@@ -404,6 +407,8 @@ class Score:
     ece: float = math.nan
     ece_uncalibrated: float = math.nan
     pr_auc: np.ndarray = field(default=None)  # type: ignore[assignment]
+    #: a per-seed score's items and their confusion cells (``true * K + predicted``), what the bootstrap resamples
+    outcomes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nan = np.full(len(self.classes), np.nan)
@@ -457,6 +462,8 @@ def score(predictions: pd.DataFrame) -> list[Score]:
             y_true, y_pred, labels=list(classes), zero_division=0
         )
         confusion = confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64)
+        index = {c: k for k, c in enumerate(classes)}
+        cells = np.array([index[t] * len(classes) + index[p] for t, p in zip(y_true, y_pred, strict=True)], dtype=np.int64)
         ece, ece_raw = _calibration_errors(rows, classes)
         pr_auc = _pr_auc(rows, classes)
         out.append(
@@ -477,6 +484,7 @@ def score(predictions: pd.DataFrame) -> list[Score]:
                 ece=ece,
                 ece_uncalibrated=ece_raw,
                 pr_auc=pr_auc,
+                outcomes=(rows["item"].to_numpy(dtype=str), cells),
             )
         )
     return display_order(out)
@@ -649,6 +657,70 @@ def bootstrap_macro_f1(
     return total / len(confusions)
 
 
+_SHARED_CHUNK = 100  # replicates drawn at once by the shared-item bootstrap: memory stays ~100 x items
+
+
+def bootstrap_macro_f1_shared(
+    outcomes: Sequence[tuple[np.ndarray, np.ndarray]],
+    n_classes: int,
+    *,
+    n_boot: int = BOOTSTRAP_REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+) -> np.ndarray:
+    """Bootstrap replicates of the seed-mean macro F1 when seeds score overlapping items.
+
+    Seeds of one setting split one survey differently, so an object is often
+    in the test sets of several seeds (with three seeds and a 15 % test share,
+    a sixth of a seed's test objects are in another's). Resampling each seed
+    on its own treats their errors as independent and narrows the interval;
+    here each replicate draws the union of scored items once, with
+    replacement (a multinomial count per item), and every seed scores the
+    draws that fall in its own test set, so an object drawn twice weighs
+    twice in every seed that tested it.
+
+    Parameters
+    ----------
+    outcomes : sequence of (items, cells)
+        Per seed: the item names and each item's confusion cell
+        ``true * n_classes + predicted``.
+    n_classes : int
+    n_boot, seed
+        As in :func:`bootstrap_macro_f1`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_boot`` seed-mean macro F1 values.
+    """
+    if n_boot <= 0:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    if not outcomes:
+        raise ValueError("no scored items to resample")
+    k2 = n_classes * n_classes
+    for items, cells in outcomes:
+        if len(items) == 0 or len(items) != len(cells) or np.min(cells) < 0 or np.max(cells) >= k2:
+            raise ValueError(f"each seed needs scored items with confusion cells in [0, {k2}), got {len(items)} items")
+    union, inverse = np.unique(np.concatenate([np.asarray(items, dtype=str) for items, _ in outcomes]), return_inverse=True)
+    bounds = np.cumsum([0, *(len(items) for items, _ in outcomes)])
+    onehots = [np.eye(k2)[np.asarray(cells, dtype=np.int64)] for _, cells in outcomes]
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for lo in range(0, n_boot, _SHARED_CHUNK):
+        size = min(_SHARED_CHUNK, n_boot - lo)
+        counts = rng.multinomial(len(union), np.full(len(union), 1.0 / len(union)), size=size).astype(np.float64)
+        total = np.zeros(size)
+        for k, onehot in enumerate(onehots):
+            confusion = counts[:, inverse[bounds[k] : bounds[k + 1]]] @ onehot  # (size, K*K)
+            total += macro_f1_from_confusion(confusion.reshape(size, n_classes, n_classes))
+        out[lo : lo + size] = total / len(outcomes)
+    return out
+
+
+def _percentile_interval(replicates: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    lo, hi = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 def macro_f1_ci(
     confusions: Sequence[np.ndarray],
     *,
@@ -663,9 +735,7 @@ def macro_f1_ci(
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
-    replicates = bootstrap_macro_f1(confusions, n_boot=n_boot, seed=seed)
-    lo, hi = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+    return _percentile_interval(bootstrap_macro_f1(confusions, n_boot=n_boot, seed=seed), level)
 
 
 def _nanmean_rows(values: np.ndarray) -> np.ndarray:
@@ -713,7 +783,12 @@ def aggregate(
         pr = np.stack([s.pr_auc for s in runs])
         ci = (math.nan, math.nan)
         if n_boot > 0 and all(s.n_seeds == 1 and s.confusion.sum() > 0 for s in runs):
-            ci = macro_f1_ci([s.confusion for s in runs], n_boot=n_boot, seed=seed)
+            if len(runs) > 1 and all(s.outcomes is not None for s in runs):
+                ci = _percentile_interval(
+                    bootstrap_macro_f1_shared([s.outcomes for s in runs], len(runs[0].classes), n_boot=n_boot, seed=seed)  # type: ignore[misc]
+                )
+            else:
+                ci = macro_f1_ci([s.confusion for s in runs], n_boot=n_boot, seed=seed)
         out.append(
             Score(
                 model=key[0],
@@ -863,8 +938,9 @@ def metrics_dict(
     return {
         "std_ddof": STD_DDOF,
         "bootstrap": {
-            "method": "percentile bootstrap of the seed-mean macro F1; each seed's scored items resampled "
-            "with replacement (drawn as a multinomial over its confusion-matrix cells)",
+            "method": "percentile bootstrap of the seed-mean macro F1; the union of the seeds' scored items "
+            "resampled with replacement once per replicate and each seed scoring the draws in its own test set "
+            "(one seed: its items resampled, drawn as a multinomial over its confusion-matrix cells)",
             "confidence": CI_LEVEL,
             "replicates": n_boot,
             "seed": BOOTSTRAP_SEED,
