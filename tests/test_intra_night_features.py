@@ -62,6 +62,25 @@ def test_an_exposure_with_its_aperture_off_the_chip_is_left_out_of_the_night():
     obj = object_nights(clipped, mjd, blank, duplicate)
     assert np.isnan(obj.intra_chi2[0]) and np.isnan(obj.intra_slope[0])  # one usable exposure: nothing to compare
     assert np.isfinite(obj.intra_chi2[1:]).all()
+    assert list(obj.intra_used) == [1, 4, 4] and list(obj.exposures) == [4, 4, 4]
+
+
+def test_the_trend_share_counts_only_the_exposures_the_night_could_use():
+    rng = np.random.default_rng(3)
+    peaks = np.full((NIGHTS, 4), 150.0)
+    peaks[FLARE_NIGHT] = [1500.0, 900.0, 550.0, 330.0]
+    images, mjd, blank, duplicate = _sequence(rng, peaks)
+    clipped = images.copy()
+    clipped[4 * FLARE_NIGHT + 3, 30:34, 30:34] = 0  # the flare night's last exposure loses the centre
+    obj = object_nights(clipped, mjd, blank, duplicate)
+    assert obj.intra_used[FLARE_NIGHT] == 3 and obj.exposures[FLARE_NIGHT] == 4
+    share = intra_night_features(obj)[INDEX["intra_trend_event"]]
+    # the line's share of the chi-square about the mean of the three exposures used, not of four
+    expected = float(obj.intra_slope[FLARE_NIGHT]) ** 2 / (float(obj.intra_chi2[FLARE_NIGHT]) * 2)
+    assert share == pytest.approx(min(expected, 1.0), rel=1e-5)
+    store = SequenceStore.from_objects([obj], SequenceSettings())
+    np.testing.assert_array_equal(store.object(0).intra_used, obj.intra_used)
+    np.testing.assert_array_equal(obj.first_nights(FLARE_NIGHT + 1).intra_used, obj.intra_used[: FLARE_NIGHT + 1])
 
 
 def test_first_nights_and_the_store_carry_the_intra_night_numbers():

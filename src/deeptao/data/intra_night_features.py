@@ -79,7 +79,7 @@ def intra_night_features(nights: ObjectNights, aperture: float = SequenceSetting
         event = int(np.argmax(change))
         out[0] = np.log(max(chi2[event], 0.0) + _FLOOR)
         out[1] = slope[event]
-        total = chi2[event] * max(int(nights.exposures[event]) - 1, 1)  # the night's chi-square about its mean
+        total = chi2[event] * max(int(nights.intra_used[event]) - 1, 1)  # the night's chi-square about its mean
         out[2] = min(slope[event] ** 2 / total, 1.0) if total > 0 else 0.0
     return out
 

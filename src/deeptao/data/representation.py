@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 SEQUENCES_DIR = "sequences"
-_FORMAT_VERSION = 2  # 2: the intra-night scatter and trend of each night
+_FORMAT_VERSION = 3  # 2: the intra-night scatter and trend of each night; 3: the exposures they used
 _MAD_TO_SIGMA = 1.4826
 
 #: what each per-night scalar holds (an exported model's card quotes these)
@@ -163,8 +163,12 @@ class ObjectNights:
         Significance (slope over its standard error) of a weighted straight
         line through the same fluxes against time: negative for a fading
         flare; NaN where ``intra_chi2`` is.
-        Both default to NaN (no exposure-level information), for objects
-        built by hand.
+    intra_used : int64 (n_nights,)
+        Exposures behind ``intra_chi2`` and ``intra_slope``: those of the
+        night whose aperture lies wholly on the chip (at most ``exposures``).
+        ``intra_chi2`` and ``intra_slope`` default to NaN (no exposure-level
+        information) and ``intra_used`` to ``exposures``, for objects built
+        by hand.
     """
 
     coadd: np.ndarray
@@ -175,6 +179,7 @@ class ObjectNights:
     noise: float
     intra_chi2: np.ndarray | None = None
     intra_slope: np.ndarray | None = None
+    intra_used: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.mjd)
@@ -182,6 +187,8 @@ class ObjectNights:
             self.intra_chi2 = np.full(n, np.nan, np.float32)
         if self.intra_slope is None:
             self.intra_slope = np.full(n, np.nan, np.float32)
+        if self.intra_used is None:
+            self.intra_used = np.asarray(self.exposures, dtype=np.int64).copy()
 
     def __len__(self) -> int:
         return len(self.mjd)
@@ -200,7 +207,7 @@ class ObjectNights:
         coadd = self.coadd[sl]
         return ObjectNights(
             coadd, _reference(coadd), self.mjd[sl], self.night_noise[sl], self.exposures[sl], self.noise,
-            self.intra_chi2[sl], self.intra_slope[sl],
+            self.intra_chi2[sl], self.intra_slope[sl], self.intra_used[sl],
         )  # fmt: skip
 
     def aperture_photometry(self, aperture: float = SequenceSettings.aperture) -> tuple[np.ndarray, np.ndarray, float]:
@@ -284,8 +291,8 @@ def _sky(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _intra_night(
     flux: np.ndarray, flux_noise: np.ndarray, t: np.ndarray, usable: np.ndarray, starts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each night's reduced chi-square about the weighted mean and trend significance (see :class:`ObjectNights`).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each night's reduced chi-square about the weighted mean, trend significance and exposures used (see :class:`ObjectNights`).
 
     ``flux``, ``flux_noise``, ``t``, ``usable``: one per exposure, nights
     starting at ``starts``. Two passes (means, then deviations from them), so a
@@ -307,7 +314,7 @@ def _intra_night(
     with np.errstate(divide="ignore", invalid="ignore"):
         reduced = np.where(enough, chi2 / np.maximum(n_used - 1, 1), np.nan)
         slope_sig = np.where(enough & (stt > 0), stf / np.sqrt(stt), np.nan)  # (stf/stt) / (1/sqrt(stt))
-    return reduced.astype(np.float32), slope_sig.astype(np.float32)
+    return reduced.astype(np.float32), slope_sig.astype(np.float32), n_used.astype(np.int64)
 
 
 def _reference(coadd: np.ndarray) -> np.ndarray:
@@ -389,10 +396,10 @@ def object_nights(
     # counts over the gain, and the sky gives the gain itself (variance / level of a sky-dominated image)
     photon_var = np.einsum("kij,ij->k", np.maximum(sky_subtracted, 0.0), ap**2) * noise**2 / np.maximum(level, noise**2)
     exposure_noise = np.sqrt(_aperture_noise(c, cfg.aperture) ** 2 * noise**2 + photon_var) / scale
-    intra_chi2, intra_slope = _intra_night(exposure_flux, exposure_noise, t, usable, starts)
+    intra_chi2, intra_slope, intra_used = _intra_night(exposure_flux, exposure_noise, t, usable, starts)
     return ObjectNights(
         coadd, reference, night_mjd, (night_noise / scale).astype(np.float32), n_exp.astype(np.int64), scale,
-        intra_chi2, intra_slope,
+        intra_chi2, intra_slope, intra_used,
     )  # fmt: skip
 
 
@@ -483,7 +490,7 @@ def build_sequences(
     chunks = [np.arange(s, min(n, s + chunk_objects)) for s in range(0, n, chunk_objects)]
     offsets = np.zeros(n + 1, np.int64)
     noise = np.ones(n, np.float64)
-    night_noise, exposures, mjds, intra_chi2, intra_slope = [], [], [], [], []
+    night_noise, exposures, mjds, intra_chi2, intra_slope, intra_used = [], [], [], [], [], []
     references = np.zeros((n, c, c), np.float32)
     tmp = folder / "coadd.f32.tmp"
     bar = (progress or _default_progress)(n, "sequences")
@@ -508,6 +515,7 @@ def build_sequences(
                         mjds.append(obj.mjd)
                         intra_chi2.append(obj.intra_chi2)
                         intra_slope.append(obj.intra_slope)
+                        intra_used.append(obj.intra_used)
                     bar.update(len(rows))
             finally:
                 if pool is not None:
@@ -523,6 +531,7 @@ def build_sequences(
             mjd=np.concatenate(mjds) if mjds else np.zeros(0),
             intra_chi2=np.concatenate(intra_chi2) if intra_chi2 else np.zeros(0, np.float32),
             intra_slope=np.concatenate(intra_slope) if intra_slope else np.zeros(0, np.float32),
+            intra_used=np.concatenate(intra_used) if intra_used else np.zeros(0, np.int64),
         )
         meta = {"format": _FORMAT_VERSION, "key": key, "settings": cfg.to_dict(), "n_objects": n, "n_nights": int(offsets[-1])}
         (folder / "meta.json.tmp").write_text(json.dumps(meta, indent=1))
@@ -551,6 +560,7 @@ class SequenceStore:
             self.mjd = z["mjd"]
             self.intra_chi2 = z["intra_chi2"]
             self.intra_slope = z["intra_slope"]
+            self.intra_used = z["intra_used"]
         self._coadd: np.ndarray | None = None
         self._reference: np.ndarray | None = None
 
@@ -569,6 +579,7 @@ class SequenceStore:
         store.mjd = np.concatenate([o.mjd for o in objects]) if objects else np.zeros(0)
         store.intra_chi2 = np.concatenate([o.intra_chi2 for o in objects]) if objects else np.zeros(0, np.float32)
         store.intra_slope = np.concatenate([o.intra_slope for o in objects]) if objects else np.zeros(0, np.float32)
+        store.intra_used = np.concatenate([o.intra_used for o in objects]) if objects else np.zeros(0, np.int64)
         store._coadd = np.concatenate([o.coadd for o in objects]) if objects else np.zeros((0, c, c), np.float32)
         store._reference = np.stack([o.reference for o in objects]) if objects else np.zeros((0, c, c), np.float32)
         return store
@@ -607,7 +618,7 @@ class SequenceStore:
         return ObjectNights(
             np.asarray(coadd[lo:hi]), np.asarray(reference[i]), self.mjd[lo:hi],
             self.night_noise[lo:hi], self.exposures[lo:hi], float(self.noise[i]),
-            self.intra_chi2[lo:hi], self.intra_slope[lo:hi],
+            self.intra_chi2[lo:hi], self.intra_slope[lo:hi], self.intra_used[lo:hi],
         )  # fmt: skip
 
 
