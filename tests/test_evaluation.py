@@ -326,6 +326,24 @@ def test_seeds_that_test_the_same_objects_are_not_counted_as_independent_evidenc
         bootstrap_macro_f1_shared([], 6)
 
 
+def test_an_objects_images_are_resampled_together():
+    rng = np.random.default_rng(14)
+    objects = np.repeat([f"obj{i}" for i in range(40)], 30)  # 40 objects, 30 images each
+    truth = np.repeat(rng.integers(0, 6, 40), 30)
+    right = np.repeat(rng.random(40) < 0.5, 30)  # an object's images are right or wrong together
+    cells = truth * 6 + np.where(right, truth, (truth + 1) % 6)
+    by_object = np.percentile(bootstrap_macro_f1_shared([(objects, cells)], 6, n_boot=3000), [2.5, 97.5])
+    by_image = np.percentile(bootstrap_macro_f1_shared([(np.arange(len(cells)).astype(str), cells)], 6, n_boot=3000), [2.5, 97.5])
+    # 40 independent pieces of evidence, not 1200: the interval is several times wider
+    assert by_object[1] - by_object[0] > 3 * (by_image[1] - by_image[0])
+    table = frame([SIX[t] for t in truth], [SIX[c % 6] for c in cells], level="image", rng=rng)
+    table["item"] = [f"{o}#{k}" for k, o in enumerate(objects)]
+    (s,) = aggregate(score(table))
+    assert s.macro_f1_ci == pytest.approx(
+        tuple(np.percentile(bootstrap_macro_f1_shared([(objects, cells)], 6), [2.5, 97.5])), rel=1e-12
+    )
+
+
 def test_bootstrap_is_fast_for_objects_and_images():
     rng = np.random.default_rng(11)
     small = [confusion_matrix(yt, yp, labels=SIX) for yt, yp in _seeds(rng, n=300)]
@@ -483,7 +501,10 @@ def test_evaluate_run_round_trip(tmp_path):
     assert "macro_f1_ci95" not in per_seed_cnn[1]
     tao = runs[("taonet", "5class")]
     assert tao["n_seeds"] == 1 and tao["macro_f1_std"] is None and tao["classes"] == SIX[:5]
-    assert tao["macro_f1_ci95"] == pytest.approx(list(macro_f1_ci([confusion_matrix(yt5, yp5, labels=SIX[:5])])))
+    five = {c: k for k, c in enumerate(SIX[:5])}
+    cells5 = np.array([five[t] * 5 + five[p] for t, p in zip(yt5, yp5, strict=True)])
+    one_seed = bootstrap_macro_f1_shared([(np.array([f"CSS{i:06d}:0+0" for i in range(len(yt5))]), cells5)], 5)
+    assert tao["macro_f1_ci95"] == pytest.approx(np.percentile(one_seed, [2.5, 97.5]).tolist())
     assert tao["per_class_f1"] == pytest.approx(
         dict(zip(SIX[:5], f1_score(yt5, yp5, labels=SIX[:5], average=None, zero_division=0), strict=True))
     )

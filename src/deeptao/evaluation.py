@@ -50,9 +50,10 @@ The seed-to-seed spread says nothing about how much a macro F1 owes to the
 few test objects it was measured on, so each summary also carries a 95 %
 percentile bootstrap interval of the seed-mean macro F1 (see
 :func:`bootstrap_macro_f1_shared`): the union of the seeds' scored items is
-resampled with replacement, each seed's macro F1 recomputed on the draws in
-its own test set, and the seeds averaged. Seeds of one survey test
-overlapping objects, so they are resampled together, not each on its own.
+resampled with replacement by object (at image level an object's images move
+together), each seed's macro F1 recomputed on the draws in its own test set,
+and the seeds averaged. Seeds of one survey test overlapping objects, so
+they are resampled together, not each on its own.
 """
 
 from __future__ import annotations
@@ -294,7 +295,7 @@ def object_level_from_images(predictions: pd.DataFrame, rule: str = "mean") -> p
     frame = frame[frame["level"] == "image"]
     if frame.empty:
         raise ValueError("predictions have no image-level rows to average")
-    frame = frame.assign(item=frame["item"].str.rsplit("#", n=1).str[0])
+    frame = frame.assign(item=_item_objects(frame["item"].to_numpy(dtype=str), "image"))
     parts = []
     for (model, split, task, seed), rows in frame.groupby(["model", "split", "task", "seed"], sort=True):
         classes = TASK_CLASSES[task]
@@ -484,10 +485,18 @@ def score(predictions: pd.DataFrame) -> list[Score]:
                 ece=ece,
                 ece_uncalibrated=ece_raw,
                 pr_auc=pr_auc,
-                outcomes=(rows["item"].to_numpy(dtype=str), cells),
+                outcomes=(_item_objects(rows["item"].to_numpy(dtype=str), level), cells),
             )
         )
     return display_order(out)
+
+
+def _item_objects(items: np.ndarray, level: str) -> np.ndarray:
+    """The object each scored item belongs to: itself at object level, ``object_id`` of ``object_id#k`` at image level."""
+    if level != "image":
+        return items
+    parts = np.char.rpartition(np.asarray(items, dtype=str), "#")
+    return np.where(parts[:, 1] == "#", parts[:, 0], parts[:, 2])
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
@@ -657,7 +666,8 @@ def bootstrap_macro_f1(
     return total / len(confusions)
 
 
-_SHARED_CHUNK = 100  # replicates drawn at once by the shared-item bootstrap: memory stays ~100 x items
+_SHARED_CHUNK = 100  # replicates drawn at once by the shared-object bootstrap...
+_SHARED_CELLS = 5_000_000  # ...fewer where that many objects would make the draws larger than this
 
 
 def bootstrap_macro_f1_shared(
@@ -667,22 +677,25 @@ def bootstrap_macro_f1_shared(
     n_boot: int = BOOTSTRAP_REPLICATES,
     seed: int = BOOTSTRAP_SEED,
 ) -> np.ndarray:
-    """Bootstrap replicates of the seed-mean macro F1 when seeds score overlapping items.
+    """Bootstrap replicates of the seed-mean macro F1, resampling objects shared by the seeds.
 
     Seeds of one setting split one survey differently, so an object is often
     in the test sets of several seeds (with three seeds and a 15 % test share,
     a sixth of a seed's test objects are in another's). Resampling each seed
     on its own treats their errors as independent and narrows the interval;
-    here each replicate draws the union of scored items once, with
-    replacement (a multinomial count per item), and every seed scores the
+    here each replicate draws the union of scored objects once, with
+    replacement (a multinomial count per object), and every seed scores the
     draws that fall in its own test set, so an object drawn twice weighs
-    twice in every seed that tested it.
+    twice in every seed that tested it. An object's scored items move
+    together: at image level all its images (they show one source, so
+    resampling them one by one would claim far more independent evidence
+    than there is).
 
     Parameters
     ----------
-    outcomes : sequence of (items, cells)
-        Per seed: the item names and each item's confusion cell
-        ``true * n_classes + predicted``.
+    outcomes : sequence of (objects, cells)
+        Per seed, one entry per scored item: the object it belongs to and its
+        confusion cell ``true * n_classes + predicted``.
     n_classes : int
     n_boot, seed
         As in :func:`bootstrap_macro_f1`.
@@ -697,20 +710,26 @@ def bootstrap_macro_f1_shared(
     if not outcomes:
         raise ValueError("no scored items to resample")
     k2 = n_classes * n_classes
-    for items, cells in outcomes:
-        if len(items) == 0 or len(items) != len(cells) or np.min(cells) < 0 or np.max(cells) >= k2:
-            raise ValueError(f"each seed needs scored items with confusion cells in [0, {k2}), got {len(items)} items")
-    union, inverse = np.unique(np.concatenate([np.asarray(items, dtype=str) for items, _ in outcomes]), return_inverse=True)
-    bounds = np.cumsum([0, *(len(items) for items, _ in outcomes)])
-    onehots = [np.eye(k2)[np.asarray(cells, dtype=np.int64)] for _, cells in outcomes]
+    for objects, cells in outcomes:
+        if len(objects) == 0 or len(objects) != len(cells) or np.min(cells) < 0 or np.max(cells) >= k2:
+            raise ValueError(f"each seed needs scored items with confusion cells in [0, {k2}), got {len(objects)} items")
+    union, inverse = np.unique(np.concatenate([np.asarray(objects, dtype=str) for objects, _ in outcomes]), return_inverse=True)
+    bounds = np.cumsum([0, *(len(objects) for objects, _ in outcomes)])
+    per_seed = []  # (the seed's objects in the union, each one's counts per confusion cell)
+    for k, (_, cells) in enumerate(outcomes):
+        owners, local = np.unique(inverse[bounds[k] : bounds[k + 1]], return_inverse=True)
+        cell_counts = np.zeros((len(owners), k2))
+        np.add.at(cell_counts, (local, np.asarray(cells, dtype=np.int64)), 1.0)
+        per_seed.append((owners, cell_counts))
     rng = np.random.default_rng(seed)
     out = np.empty(n_boot)
-    for lo in range(0, n_boot, _SHARED_CHUNK):
-        size = min(_SHARED_CHUNK, n_boot - lo)
+    chunk = max(1, min(_SHARED_CHUNK, _SHARED_CELLS // len(union)))
+    for lo in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - lo)
         counts = rng.multinomial(len(union), np.full(len(union), 1.0 / len(union)), size=size).astype(np.float64)
         total = np.zeros(size)
-        for k, onehot in enumerate(onehots):
-            confusion = counts[:, inverse[bounds[k] : bounds[k + 1]]] @ onehot  # (size, K*K)
+        for owners, cell_counts in per_seed:
+            confusion = counts[:, owners] @ cell_counts  # (size, K*K)
             total += macro_f1_from_confusion(confusion.reshape(size, n_classes, n_classes))
         out[lo : lo + size] = total / len(outcomes)
     return out
@@ -783,7 +802,7 @@ def aggregate(
         pr = np.stack([s.pr_auc for s in runs])
         ci = (math.nan, math.nan)
         if n_boot > 0 and all(s.n_seeds == 1 and s.confusion.sum() > 0 for s in runs):
-            if len(runs) > 1 and all(s.outcomes is not None for s in runs):
+            if all(s.outcomes is not None for s in runs):
                 ci = _percentile_interval(
                     bootstrap_macro_f1_shared([s.outcomes for s in runs], len(runs[0].classes), n_boot=n_boot, seed=seed)  # type: ignore[misc]
                 )
@@ -938,9 +957,9 @@ def metrics_dict(
     return {
         "std_ddof": STD_DDOF,
         "bootstrap": {
-            "method": "percentile bootstrap of the seed-mean macro F1; the union of the seeds' scored items "
-            "resampled with replacement once per replicate and each seed scoring the draws in its own test set "
-            "(one seed: its items resampled, drawn as a multinomial over its confusion-matrix cells)",
+            "method": "percentile bootstrap of the seed-mean macro F1; the union of the seeds' test objects "
+            "resampled with replacement once per replicate (an object's images together at image level), "
+            "each seed scoring the draws in its own test set",
             "confidence": CI_LEVEL,
             "replicates": n_boot,
             "seed": BOOTSTRAP_SEED,
