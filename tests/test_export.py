@@ -293,7 +293,8 @@ def test_a_calibration_temperature_is_applied_to_the_averaged_probabilities(run,
     hot.temperature_ = 2.5  # as a calibrated estimator holds it
     monkeypatch.setattr(loading, "load_model", lambda path: hot)
     path = export_model(stage, tmp_path / "hot.onnx").path
-    assert json.loads(path.with_suffix(".json").read_text())["prediction"]["temperature"] == 2.5
+    card = json.loads(path.with_suffix(".json").read_text())["prediction"]
+    assert card["temperature"] == 2.5 and card["calibration"].startswith("applied inside the graph")
     objects = [read_object(f) for f in survey[2][:3]]
     items = [(o.images, o.mjd) for o in objects]
     from deeptao.models.calibration import apply_temperature
@@ -325,6 +326,7 @@ def test_a_prior_shift_is_exported_as_the_torch_estimator_applies_it(name, run, 
     path = export_model(stage, tmp_path / "shifted.onnx").path
     card = json.loads(path.with_suffix(".json").read_text())["prediction"]
     assert card["prior_power"] == 0.75 and card["class_prior"] == pytest.approx(list(shifted.class_prior_))
+    assert card["calibration"].startswith("applied inside the graph" if name == "taonet" else "apply to the object's pooled")
     items = [(o.images, o.mjd) for o in (read_object(f) for f in survey[2][:3])]
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), shifted.predict_proba_arrays(items), atol=2e-5)
     # and the shift is really there: the plain export differs from it as the formula says

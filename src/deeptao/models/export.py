@@ -240,6 +240,13 @@ def model_card(estimator: Any, *, source: Path, file: Path, format: str) -> dict
     if getattr(estimator, "class_prior_", None) is not None and getattr(estimator, "prior_power_", 0.0):
         prediction["class_prior"] = [float(p) for p in estimator.class_prior_]
         prediction["prior_power"] = float(estimator.prior_power_)
+    if "temperature" in prediction or "prior_power" in prediction:
+        # said in so many words, so that nobody applies it twice
+        prediction["calibration"] = (
+            "applied inside the graph: the output is calibrated; do not apply temperature or prior_power again"
+            if name in ("taonet", "taonet-lc")
+            else "apply to the object's pooled probabilities: p * class_prior ** prior_power, then p ** (1 / temperature), renormalised"
+        )
     training = dict(getattr(estimator, "training_", None) or {})
     if name == "lc-rf" and hasattr(estimator, "seed_"):
         training.setdefault("seed", int(estimator.seed_))
