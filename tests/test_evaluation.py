@@ -20,6 +20,7 @@ from deeptao.evaluation import (
     BOOTSTRAP_SEED,
     TASK_CLASSES,
     RunError,
+    _shared_replicates,
     aggregate,
     balanced_accuracy_from_confusion,
     bootstrap_macro_f1,
@@ -384,6 +385,20 @@ def test_leakage_gap_is_image_minus_object_for_same_setting():
         yt_o, yp_o, labels=SIX, average="macro", zero_division=0
     )
     assert gap["model"] == "seed-cnn" and gap["gap"] == pytest.approx(expected)
+    lo, hi = gap["gap_ci95"]
+    assert lo < gap["gap"] < hi and lo > 0  # an 80 %-right leaky split against chance: clearly above
+
+    # the same predictions under both protocols: every replicate's gap is 0, the interval is [0, 0]
+    same = pd.concat([frame(yt_o, yp_o, split="object"), frame(yt_o, yp_o, split="image")], ignore_index=True)
+    (none,) = leakage_gaps(aggregate(score(same)))
+    assert none["gap"] == 0 and none["gap_ci95"] == [0.0, 0.0]
+    # the gap's replicates are the difference of each protocol's, drawn from the same objects
+    b_obj, b_img = _shared_replicates(
+        [[_outcomes(yt_o, yp_o)], [_outcomes(yt_i, yp_i)]], 6, n_boot=1000, seed=BOOTSTRAP_SEED
+    )
+    assert gap["gap_ci95"] == pytest.approx(list(np.percentile(b_img - b_obj, [2.5, 97.5])), rel=1e-12)
+    np.testing.assert_array_equal(b_obj, bootstrap_macro_f1_shared([_outcomes(yt_o, yp_o)], 6, n_boot=1000))  # same union here
+    assert leakage_gaps(aggregate(score(table)), n_boot=0)[0]["gap_ci95"] is None
 
 
 # ------------------------------------------------------------ table helpers

@@ -126,7 +126,7 @@ def test_report_has_anchors_and_the_measured_leakage_gap(run):
     assert image - obj > 0.2  # the constructed leak is large, so a sign error would show
     leakage = text.split("## Leakage gap")[1].split("\n## ")[0]
     row = next(line for line in leakage.splitlines() if line.startswith("| seed-cnn | 6 classes | object |"))
-    assert f"**{100 * (image - obj):+.2f}**" in row
+    assert f"**{100 * (image - obj):+.2f}** [+" in row  # the gap and its interval, clearly above 0
     assert f"{100 * obj:.2f}" in row and f"{100 * image:.2f}" in row
 
     # mean ± sample std over seeds for the object split

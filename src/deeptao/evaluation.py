@@ -410,6 +410,8 @@ class Score:
     pr_auc: np.ndarray = field(default=None)  # type: ignore[assignment]
     #: a per-seed score's items and their confusion cells (``true * K + predicted``), what the bootstrap resamples
     outcomes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    #: a summary's per-seed ``outcomes`` (empty where a run had none), for bootstraps across settings
+    seed_outcomes: tuple[tuple[np.ndarray, np.ndarray], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nan = np.full(len(self.classes), np.nan)
@@ -705,33 +707,49 @@ def bootstrap_macro_f1_shared(
     numpy.ndarray
         ``n_boot`` seed-mean macro F1 values.
     """
+    return _shared_replicates([outcomes], n_classes, n_boot=n_boot, seed=seed)[0]
+
+
+def _shared_replicates(
+    settings: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]], n_classes: int, *, n_boot: int, seed: int
+) -> list[np.ndarray]:
+    """Seed-mean macro F1 replicates of several settings from the same draws of their objects' union.
+
+    One setting is :func:`bootstrap_macro_f1_shared`. Settings that tested
+    the same objects (two split protocols on one survey) are resampled
+    together, so the replicates of their difference carry the uncertainty of
+    the difference, not of two unrelated scores.
+    """
     if n_boot <= 0:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
-    if not outcomes:
+    if not settings or not all(settings):
         raise ValueError("no scored items to resample")
     k2 = n_classes * n_classes
-    for objects, cells in outcomes:
+    flat = [pair for outcomes in settings for pair in outcomes]
+    for objects, cells in flat:
         if len(objects) == 0 or len(objects) != len(cells) or np.min(cells) < 0 or np.max(cells) >= k2:
             raise ValueError(f"each seed needs scored items with confusion cells in [0, {k2}), got {len(objects)} items")
-    union, inverse = np.unique(np.concatenate([np.asarray(objects, dtype=str) for objects, _ in outcomes]), return_inverse=True)
-    bounds = np.cumsum([0, *(len(objects) for objects, _ in outcomes)])
+    union, inverse = np.unique(np.concatenate([np.asarray(objects, dtype=str) for objects, _ in flat]), return_inverse=True)
+    bounds = np.cumsum([0, *(len(objects) for objects, _ in flat)])
     per_seed = []  # (the seed's objects in the union, each one's counts per confusion cell)
-    for k, (_, cells) in enumerate(outcomes):
+    for k, (_, cells) in enumerate(flat):
         owners, local = np.unique(inverse[bounds[k] : bounds[k + 1]], return_inverse=True)
         cell_counts = np.zeros((len(owners), k2))
         np.add.at(cell_counts, (local, np.asarray(cells, dtype=np.int64)), 1.0)
         per_seed.append((owners, cell_counts))
+    first = np.cumsum([0, *(len(outcomes) for outcomes in settings)])  # each setting's seeds in per_seed
     rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
+    out = [np.empty(n_boot) for _ in settings]
     chunk = max(1, min(_SHARED_CHUNK, _SHARED_CELLS // len(union)))
     for lo in range(0, n_boot, chunk):
         size = min(chunk, n_boot - lo)
         counts = rng.multinomial(len(union), np.full(len(union), 1.0 / len(union)), size=size).astype(np.float64)
-        total = np.zeros(size)
-        for owners, cell_counts in per_seed:
-            confusion = counts[:, owners] @ cell_counts  # (size, K*K)
-            total += macro_f1_from_confusion(confusion.reshape(size, n_classes, n_classes))
-        out[lo : lo + size] = total / len(outcomes)
+        for g in range(len(settings)):
+            total = np.zeros(size)
+            for owners, cell_counts in per_seed[first[g] : first[g + 1]]:
+                confusion = counts[:, owners] @ cell_counts  # (size, K*K)
+                total += macro_f1_from_confusion(confusion.reshape(size, n_classes, n_classes))
+            out[g][lo : lo + size] = total / (first[g + 1] - first[g])
     return out
 
 
@@ -833,17 +851,23 @@ def aggregate(
                 ece=float(ece.mean()),
                 ece_uncalibrated=float(ece_raw.mean()),
                 pr_auc=_nanmean_rows(pr),
+                seed_outcomes=tuple(s.outcomes for s in runs) if all(s.outcomes is not None for s in runs) else (),  # type: ignore[misc]
             )
         )
     return display_order(out)
 
 
-def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
+def leakage_gaps(
+    summary: Sequence[Score], *, n_boot: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> list[dict[str, Any]]:
     """Image-split minus object-split macro F1 for the same model, task and level.
 
     Both protocols see the same data; only the split differs, so the gap is
     what a random image split adds by letting near-duplicate images of one
-    object sit on both sides.
+    object sit on both sides. ``gap_ci95`` is a percentile bootstrap interval
+    of the gap: the objects both protocols tested are resampled together
+    (:func:`_shared_replicates`) and the gap taken per replicate; None where
+    the summaries carry no per-seed outcomes or ``n_boot`` is 0.
     """
     by_key = {s.key: s for s in summary}
     gaps = []
@@ -852,6 +876,12 @@ def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
         if split != "image" or (model, "object", task, level) not in by_key:
             continue
         obj = by_key[(model, "object", task, level)]
+        interval = None
+        if n_boot > 0 and obj.seed_outcomes and image.seed_outcomes:
+            b_obj, b_img = _shared_replicates(
+                [obj.seed_outcomes, image.seed_outcomes], len(obj.classes), n_boot=n_boot, seed=seed
+            )
+            interval = list(_percentile_interval(b_img - b_obj))
         gaps.append(
             {
                 "model": model,
@@ -860,6 +890,7 @@ def leakage_gaps(summary: Sequence[Score]) -> list[dict[str, Any]]:
                 "object_split_macro_f1": obj.macro_f1,
                 "image_split_macro_f1": image.macro_f1,
                 "gap": image.macro_f1 - obj.macro_f1,
+                "gap_ci95": interval,
                 "object_split_n_seeds": obj.n_seeds,
                 "image_split_n_seeds": image.n_seeds,
             }

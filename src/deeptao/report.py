@@ -419,7 +419,8 @@ def _section_leakage(summary: Sequence[Score]) -> list[str]:
         ]
     lines += [
         "Macro F1 of the same model on the same data and at the same level, with images split at random",
-        "minus with objects split by group. Only the split differs, so the gap is what leakage adds.",
+        "minus with objects split by group. Only the split differs, so the gap is what leakage adds. Brackets: a",
+        f"{100 * CI_LEVEL:.0f} % bootstrap interval of the gap, the objects both splits tested resampled together.",
         "",
     ]
     rows = [
@@ -429,7 +430,7 @@ def _section_leakage(summary: Sequence[Score]) -> list[str]:
             g["level"],
             _pct(g["object_split_macro_f1"]),
             _pct(g["image_split_macro_f1"]),
-            f"**{100 * g['gap']:+.2f}**",
+            f"**{100 * g['gap']:+.2f}**" + ("" if g.get("gap_ci95") is None else f" [{100 * g['gap_ci95'][0]:+.2f}, {100 * g['gap_ci95'][1]:+.2f}]"),
         ]
         for g in gaps
     ]
