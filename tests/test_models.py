@@ -454,3 +454,20 @@ def test_networks_calibrate_on_validation_without_changing_any_argmax(blob, tmp_
     np.testing.assert_allclose(cal.predict_proba(cache, rows), apply_temperature(raw.predict_proba(cache, rows), expected), atol=1e-6)
     assert (cal.predict_proba(cache, rows).argmax(1) == raw.predict_proba(cache, rows).argmax(1)).all()
     assert load_model(cal.save(tmp_path / "m.pt")).temperature_ == pytest.approx(cal.temperature_)
+
+
+def test_fitting_a_network_leaves_the_callers_torch_stream_alone(blob):
+    cache, y = blob
+    train, val = _fresh_split(y)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    first = create_model("seed-cnn", max_epochs=1, batch_size=16, progress=False, precision="32")
+    first.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=0)
+    torch.testing.assert_close(torch.rand(3), expected)
+    # and the seed alone fixes the initial weights, whatever the caller drew before
+    torch.manual_seed(123)
+    second = create_model("seed-cnn", max_epochs=1, batch_size=16, progress=False, precision="32")
+    second.fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=0)
+    for a, b in zip(first.network_.state_dict().values(), second.network_.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -519,9 +519,10 @@ class TorchClassifier(ObjectClassifier):
         from deeptao.training import ClassifierModule, balanced_class_weights, fit_module  # Lightning: only to train
 
         train_loader, val_loader, y_items = make_loaders(seed)
-        torch.manual_seed(seed)
-        network = self._member(len(classes))
-        self._init_network(network)
+        with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed; the caller's stream is left alone
+            torch.manual_seed(seed)
+            network = self._member(len(classes))
+            self._init_network(network)
         if len(y_items) == 0:
             raise ValueError("no training items: the training rows hold no images")
         weights = balanced_class_weights(y_items, len(classes)) if self.class_weight == "balanced" else None
