@@ -111,6 +111,12 @@ def test_early_scores_are_sklearn_macro_f1_per_cut_averaged_over_seeds():
         assert entry["macro_f1"] == pytest.approx(np.mean(expected))
         assert entry["macro_f1_std"] == pytest.approx(np.std(expected, ddof=1))
         assert entry["n_seeds"] == 2 and entry["n_objects"] == 60
+        # calibration of the same predictions, by the loop-over-bins definition, averaged over seeds
+        probs = [f"prob_{c}" for c in SIX]
+        per_seed = [(r[probs].to_numpy(), np.array([SIX.index(t) for t in r.y_true])) for _, r in at_k.groupby("seed")]
+        assert entry["ece"] == pytest.approx(np.mean([_slow_ece(p, y) for p, y in per_seed]))
+        assert entry["confidence"] == pytest.approx(np.mean([p.max(axis=1).mean() for p, _ in per_seed]))
+        assert entry["accuracy"] == pytest.approx(np.mean([(p.argmax(axis=1) == y).mean() for p, y in per_seed]))
     assert curve[0]["macro_f1"] < curve[-1]["macro_f1"]
 
 

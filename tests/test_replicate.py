@@ -72,7 +72,9 @@ def test_run_folder_has_every_artefact(run):
     one = table[(table.model == "lc-rf") & (table.nights == 1)]
     expected = f1_score(one.y_true, one.y_pred, labels=list(task_classes("6class")), average="macro", zero_division=0)
     assert early["lc-rf/object/6class/object"][0]["macro_f1"] == pytest.approx(expected)
-    assert (out / "early_classification.png").stat().st_size > 0 and "## Early classification" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert (out / "early_classification.png").stat().st_size > 0 and "## Early classification" in report
+    assert "Calibration of the same predictions" in report.split("## Early classification")[1]
     # the leakage gap the report states is the one the predictions give
     report = (out / "report.md").read_text()
     leakage = report.split("## Leakage gap")[1].split("\n## ")[0]

@@ -1071,26 +1071,40 @@ def validate_early_predictions(early: pd.DataFrame) -> pd.DataFrame:
 
 
 def early_scores(early: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """Macro F1 against the number of first nights, per (model, split, task, level).
+    """Macro F1 and calibration against the number of first nights, per (model, split, task, level).
 
     Returns ``{"model/split/task/level": [{nights, macro_f1, macro_f1_std,
-    n_seeds, n_objects}, ...]}`` with ``nights`` ascending and 0 (every
-    night) last; macro F1 is the mean over seeds, std the sample std (None
-    with one seed), ``n_objects`` the objects scored per seed (mean).
+    ece, confidence, accuracy, n_seeds, n_objects}, ...]}`` with ``nights``
+    ascending and 0 (every night) last; macro F1 is the mean over seeds, std
+    the sample std (None with one seed), ``ece`` the expected calibration
+    error of the top class, ``confidence`` its mean predicted probability and
+    ``accuracy`` how often it is right (means over seeds): a model calibrated
+    on whole sequences may be overconfident on a few nights, and a broker
+    acting on its probabilities should know. ``n_objects`` is the objects
+    scored per seed (mean).
     """
     frame = validate_early_predictions(early)
     out: dict[str, list[dict[str, Any]]] = {}
     for (model, split, task, level), rows in frame.groupby(["model", "split", "task", "level"], sort=True):
         curve = []
         for k, at_k in rows.groupby("nights", sort=True):
-            per_seed = [s.macro_f1 for s in score(at_k.drop(columns="nights"))]
+            scores = score(at_k.drop(columns="nights"))
+            per_seed = [s.macro_f1 for s in scores]
             sizes = at_k.groupby("seed").size()
             std = float(np.std(per_seed, ddof=STD_DDOF)) if len(per_seed) > STD_DDOF else math.nan
+            confidence, accuracy = [], []
+            for _, seed_rows in at_k.groupby("seed", sort=True):
+                proba, y, _ = calibration_inputs(seed_rows, TASK_CLASSES[task])
+                confidence.append(float(proba.max(axis=1).mean()))
+                accuracy.append(float((proba.argmax(axis=1) == y).mean()))
             curve.append(
                 {
                     "nights": int(k),
                     "macro_f1": float(np.mean(per_seed)),
                     "macro_f1_std": _num(std),
+                    "ece": _num(float(np.mean([s.ece for s in scores]))),
+                    "confidence": float(np.mean(confidence)),
+                    "accuracy": float(np.mean(accuracy)),
                     "n_seeds": len(per_seed),
                     "n_objects": float(sizes.mean()),
                 }
