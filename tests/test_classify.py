@@ -58,6 +58,12 @@ def test_early_classification_sees_only_the_first_nights(model, survey):
     np.testing.assert_allclose(
         early[[f"prob_{c}" for c in model.classes_]].to_numpy(), model.predict_proba_arrays(cut), rtol=1e-5, atol=1e-6
     )
+    assert list(early["nights"]) == [1] * len(good)  # what the model saw
+    whole = classify_files(model, good, progress=False).table
+    # a night: exposures that count, chained less than half a day apart
+    counted = [np.sort(o.mjd[~o.blank & ~o.table["duplicate"].to_numpy()]) for o in map(read_object, good)]
+    expected = [int(np.sum(np.diff(t) > 0.5)) + 1 for t in counted]
+    assert list(whole["nights"]) == expected and min(expected) > 1
 
 
 def test_bad_arguments_and_no_readable_file(model, survey):
@@ -67,5 +73,5 @@ def test_bad_arguments_and_no_readable_file(model, survey):
     with pytest.raises(ValueError, match="chunk_files must be at least 1"):
         classify_files(model, [bad], chunk_files=0)
     result = classify_files(model, [bad], progress=False)
-    assert result.table.empty and list(result.table.columns)[:4] == ["file", "object_id", "label", "predicted"]
+    assert result.table.empty and list(result.table.columns)[:5] == ["file", "object_id", "label", "nights", "predicted"]
     assert len(result.skipped) == 1

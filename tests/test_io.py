@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from deeptao.io import ReadFault, TaoFormatError, counted_exposures, duplicate_exposures, iter_fits_files, read_object
+from deeptao.io import (
+    ReadFault,
+    TaoFormatError,
+    count_nights,
+    counted_exposures,
+    duplicate_exposures,
+    iter_fits_files,
+    read_object,
+)
 from tests.fitsfactory import make_images, write_release_file
 
 
@@ -139,6 +147,9 @@ def test_duplicate_rule_keeps_the_first_good_cutout_of_each_exposure(seed):
     assert set(np.unique(mjd[counted])) == set(np.unique(mjd[~blank]))  # and every exposure with a good cutout does
     with pytest.raises(ValueError, match="one value per image"):
         counted_exposures(blank, blank[:-1])
+    # nights: the counted exposures' MJDs chained by gaps of at most half a day (here one per integer MJD)
+    assert count_nights(mjd, blank, duplicate_exposures(mjd, blank)) == len(np.unique(mjd[~blank]))
+    assert count_nights(mjd, np.ones(40, bool), np.zeros(40, bool)) == 0
 
 
 def test_agrees_with_fitsio(tmp_path):

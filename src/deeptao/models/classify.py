@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deeptao.io import TaoFormatError, TaoObject, first_nights, read_object
+from deeptao.io import TaoFormatError, TaoObject, count_nights, first_nights, order_exposures, read_object
 
 __all__ = ["classify_files", "ClassifiedFiles", "CHUNK_FILES"]
 
@@ -81,8 +81,10 @@ def classify_files(
     -------
     ClassifiedFiles
         ``table`` has columns ``file``, ``object_id``, ``label`` (the file's
-        own CLASS, empty if none; never used to predict), ``predicted`` and
-        ``prob_<class>``, in the order of ``paths``; ``skipped`` lists
+        own CLASS, empty if none; never used to predict), ``nights`` (the
+        nights the model saw: probabilities from few nights are less sure
+        than they say, see the report's early calibration), ``predicted``
+        and ``prob_<class>``, in the order of ``paths``; ``skipped`` lists
         ``(path, reason)`` for each file the reader refused.
     """
     if max_nights is not None and (not isinstance(max_nights, (int, np.integer)) or max_nights < 1):
@@ -99,7 +101,7 @@ def classify_files(
             if objects:
                 rows.append(_classify(model, classes, objects, max_nights))
             bar.update(min(chunk_files, len(paths) - start))
-    columns = ["file", "object_id", "label", "predicted", *(f"prob_{c}" for c in classes)]
+    columns = ["file", "object_id", "label", "nights", "predicted", *(f"prob_{c}" for c in classes)]
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
     return ClassifiedFiles(table[columns], skipped)
 
@@ -128,6 +130,7 @@ def _classify(model: Any, classes: list[str], objects: list[TaoObject], max_nigh
             "file": [str(obj.path) for obj in objects],
             "object_id": [obj.object_id for obj in objects],
             "label": [obj.label or "" for obj in objects],
+            "nights": [count_nights(*order_exposures(images, mjd)[1:]) for images, mjd in sequences],
             "predicted": [classes[k] for k in np.asarray(proba).argmax(axis=1)],
         }
     )
