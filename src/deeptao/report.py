@@ -399,31 +399,24 @@ def _section_early(run_dir: Path) -> list[str]:
         "broker would see it; the models are the ones trained on whole sequences (object split).",
         "",
     ]
-    rows = []
+    scores, calibration = [], []
     for key, curve in sorted(curves.items(), key=lambda kv: model_rank(kv[0].split("/")[0])):
         by_k = {e["nights"]: e for e in curve}
         model, _split, task, _level = key.split("/")
-        cells = [_pm(by_k[k]["macro_f1"], math.nan if by_k[k]["macro_f1_std"] is None else by_k[k]["macro_f1_std"]) if k in by_k else "" for k in cuts]
-        rows.append([model, _TASK_TITLES.get(task, task)] + cells)
+        name = [model, _TASK_TITLES.get(task, task)]
+        scores.append(name + [_pm(by_k[k]["macro_f1"], math.nan if by_k[k]["macro_f1_std"] is None else by_k[k]["macro_f1_std"]) if k in by_k else "" for k in cuts])
+        calibration.append(name + [
+            f"{_pct(by_k[k]['ece'])} ({by_k[k]['confidence']:.2f} / {by_k[k]['accuracy']:.2f})" if k in by_k and by_k[k]["ece"] is not None else ""
+            for k in cuts
+        ])  # fmt: skip
     header = ["model", "task"] + [("all nights" if k == 0 else f"{k} night" + ("s" if k > 1 else "")) for k in cuts]
-    lines += _table(header, rows) + [""]
+    lines += _table(header, scores) + [""]
     lines += [
         "Calibration of the same predictions: expected calibration error of the top class in %, then its mean",
         "predicted probability against how often it is right (means over seeds). The temperature was fitted on",
         "whole validation sequences; where the probability exceeds the accuracy, the model is overconfident that early.",
         "",
     ]
-    calibration = []
-    for key, curve in sorted(curves.items(), key=lambda kv: model_rank(kv[0].split("/")[0])):
-        by_k = {e["nights"]: e for e in curve}
-        model, _split, task, _level = key.split("/")
-        cells = [
-            f"{_pct(by_k[k]['ece'])} ({by_k[k]['confidence']:.2f} / {by_k[k]['accuracy']:.2f})"
-            if k in by_k and by_k[k]["ece"] is not None
-            else ""
-            for k in cuts
-        ]
-        calibration.append([model, _TASK_TITLES.get(task, task)] + cells)
     return lines + _table(header, calibration) + [""]
 
 

@@ -51,15 +51,12 @@ def duplicate_exposures(mjd: np.ndarray, blank: np.ndarray | None = None) -> np.
         raise ValueError(f"blank has shape {blank.shape}, expected {mjd.shape}")
     if n == 0:
         return np.zeros(0, dtype=bool)
-    starts = np.flatnonzero(np.r_[True, mjd[1:] != mjd[:-1]])  # first cutout of each exposure
-    exposure = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
-    # the kept cutout: the first non-blank one of its exposure, else the first
-    rank = np.where(blank, n, 0) + np.arange(n)
-    keeper = np.full(starts.size, 2 * n)
-    np.minimum.at(keeper, exposure, rank)
-    keep = np.where(keeper >= n, keeper - n, keeper)
+    exposure = np.cumsum(np.r_[True, mjd[1:] != mjd[:-1]])  # cutouts of one exposure share a number
+    # each exposure's cutouts, non-blank first, in file order within each (lexsort is stable);
+    # the first of each exposure is the one kept
+    order = np.lexsort((blank, exposure))
     duplicate = np.ones(n, dtype=bool)
-    duplicate[keep] = False
+    duplicate[order[np.r_[True, exposure[order][1:] != exposure[order][:-1]]]] = False
     return duplicate
 
 
