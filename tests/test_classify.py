@@ -9,20 +9,17 @@ import pytest
 from deeptao.io import first_nights, read_object
 from deeptao.models import create_model
 from deeptao.models.classify import classify_files
+from tests._simulated import simulated_cache
 
 TINY_NET = dict(crop=16, embed=16, hidden=8, max_epochs=1, views=1, progress=False, precision="32")
 
 
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
-    from deeptao.data.cache import open_cache, prepare
     from deeptao.data.tasks import select_task
-    from deeptao.simulate import simulate_survey
 
     root = tmp_path_factory.mktemp("classify")
-    simulate_survey(root / "release", objects_per_class=3, seed=21, workers=1)
-    prepare(root / "release", root / "cache", workers=1)
-    cache = open_cache(root / "cache")
+    cache = simulated_cache(root, objects_per_class=3, seed=21)
     task = select_task("6class", cache.labels_array())
     files = sorted((root / "release").rglob("*.fits"))
     bad = root / "broken.fits"

@@ -25,6 +25,7 @@ from deeptao.data.stamp_features import STAMP_FEATURE_NAMES
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES
 from deeptao.models import create_model, load_model
 from deeptao.models.taonet import TaoNet
+from tests._simulated import simulated_cache
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -36,13 +37,8 @@ TINY = dict(crop=16, embed=16, hidden=8, max_epochs=1, limit_train_batches=2, pr
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
     """A simulated survey, its prepared cache and the files of a few objects of every class."""
-    from deeptao.data.cache import open_cache, prepare
-    from deeptao.simulate import simulate_survey
-
     root = tmp_path_factory.mktemp("export")
-    simulate_survey(root / "release", objects_per_class=3, seed=3, workers=1)
-    prepare(root / "release", root / "cache", workers=1)
-    cache = open_cache(root / "cache")
+    cache = simulated_cache(root, objects_per_class=3, seed=3)
     files = sorted((root / "release").rglob("*.fits"))
     return root, cache, files[::2]
 

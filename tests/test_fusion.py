@@ -7,6 +7,7 @@ import pytest
 
 from deeptao.models import create_model, load_model
 from deeptao.models.fusion import FUSION_WEIGHTS, choose_weight, fuse_probabilities
+from tests._simulated import simulated_cache
 
 TINY_NET = dict(crop=16, embed=16, hidden=8, max_epochs=1, views=1, progress=False, precision="32")
 
@@ -47,14 +48,10 @@ def test_the_weight_follows_the_member_that_is_right_on_validation():
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from deeptao.data.cache import open_cache, prepare
     from deeptao.data.tasks import select_task
-    from deeptao.simulate import simulate_survey
 
     root = tmp_path_factory.mktemp("fusion")
-    simulate_survey(root / "release", objects_per_class=5, seed=8, workers=1)
-    prepare(root / "release", root / "cache", workers=1)
-    cache = open_cache(root / "cache")
+    cache = simulated_cache(root, objects_per_class=5, seed=8)
     task = select_task("6class", cache.labels_array())
     # Training frequencies 4:1 between the first three classes and the last
     # three, so the prior shift is searched (it is skipped on a balanced survey).

@@ -14,6 +14,7 @@ from deeptao.models import NotFittedError, ObjectClassifier, create_model, list_
 from deeptao.models._torch import MaxPool2x2, ModelFileError
 from deeptao.models._torch import load_model as load_torch_model
 from tests._fake_cache import blob_survey, to_uint16, trend_survey
+from tests._simulated import simulated_cache
 
 CLASSES2 = ("source", "sky")
 
@@ -323,13 +324,7 @@ def test_foreign_model_file_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def real_cache(tmp_path_factory):
-    from deeptao.data.cache import open_cache, prepare
-    from deeptao.simulate import simulate_survey
-
-    root = tmp_path_factory.mktemp("survey")
-    simulate_survey(root / "release", objects_per_class=3, seed=0, workers=1)
-    prepare(root / "release", root / "cache", workers=1)
-    return open_cache(root / "cache")
+    return simulated_cache(tmp_path_factory.mktemp("survey"), objects_per_class=3, seed=0)
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from deeptao.cli import main
 from deeptao.data import datasets
 from deeptao.data.datasets import ImageBatchSampler, ObjectBatchSampler
 from deeptao.experiment import ConfigError, dump_spec, resolve_spec
+from tests._simulated import simulated_cache
 
 TINY = ["--max-epochs", "1", "--param", "embed=16", "--param", "hidden=8", "--param", "views=1"]
 
@@ -24,12 +25,8 @@ TINY = ["--max-epochs", "1", "--param", "embed=16", "--param", "hidden=8", "--pa
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
     """A tiny simulated survey and its prepared cache."""
-    from deeptao.data.cache import prepare
-    from deeptao.simulate import simulate_survey
-
     root = tmp_path_factory.mktemp("train")
-    simulate_survey(root / "release", objects_per_class=5, seed=4, workers=1)
-    prepare(root / "release", root / "cache", workers=1)
+    simulated_cache(root, objects_per_class=5, seed=4)
     return root
 
 
