@@ -197,4 +197,8 @@ def test_a_stage_is_reused_only_under_the_settings_it_was_made_with(tmp_path, ca
 
     (stage / "stage.json").unlink()  # a stage of unknown provenance (an older deeptao) is not trusted
     replicate(tmp_path, opts)
-    assert "no record of its settings; fitting it again" in capsys.readouterr().out
+    assert "no readable record of its settings; fitting it again" in capsys.readouterr().out
+    (stage / "stage.json").write_text('{"model": "lc-')  # cut short: the same, not a crash
+    replicate(tmp_path, opts)
+    assert "no readable record of its settings; fitting it again" in capsys.readouterr().out
+    assert json.loads((stage / "stage.json").read_text())["model"] == "lc-rf"

@@ -255,12 +255,15 @@ def _run_stage(
     settings = _stage_settings(cache, task, opts, model, mode, seed, object_split, image_split, early_nights)
     recorded = stage / STAGE_SETTINGS_FILE
     if stage.exists():
-        before = json.loads(recorded.read_text()) if recorded.is_file() else None
+        try:
+            before = json.loads(recorded.read_text())
+        except (OSError, ValueError):  # missing, or cut short by a crash: of unknown provenance
+            before = None
         if before == settings and done.exists():
             _log(f"{stage.name}: already done")
             return pd.read_parquet(done)
         if before != settings:
-            changed = "no record of its settings" if before is None else "changed " + ", ".join(k for k in settings if before.get(k) != settings[k])
+            changed = "no readable record of its settings" if not isinstance(before, dict) else "changed " + ", ".join(k for k in settings if before.get(k) != settings[k])
             _log(f"{stage.name}: {changed}; fitting it again")
             shutil.rmtree(stage)
     stage.mkdir(parents=True, exist_ok=True)
