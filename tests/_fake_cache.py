@@ -65,6 +65,15 @@ class FakeCache:
         s = int(self.objects.image_start.iat[i])
         return self._pixels[s : s + int(self.objects.n_images.iat[i])]
 
+    def object_mjd(self, i: int) -> np.ndarray:
+        s = int(self.objects.image_start.iat[i])
+        return self.images["mjd"].to_numpy()[s : s + int(self.objects.n_images.iat[i])]
+
+    def night_counts(self, rows: np.ndarray) -> np.ndarray:
+        from deeptao.io import sequence_nights
+
+        return np.array([sequence_nights(self.object_images(int(i)), self.object_mjd(int(i))) for i in rows], dtype=np.int64)
+
     def image(self, j: int) -> np.ndarray:
         return self._pixels[j]
 

@@ -132,3 +132,108 @@ def test_calibrate_proba_shifts_then_tempers():
         apply_temperature(shift_to_prior(proba, prior, 0.75), 2.0),
     )
     np.testing.assert_allclose(calibrate_proba(proba), proba)
+
+
+# --------------------------------------------------------------------------- the temperature by number of nights
+
+
+def _overconfident_by_nights(rng, nights, temperature, slope, n_classes=6):
+    """Probabilities softmax(z) whose labels are drawn from softmax(z / T(n)), T(n) = temperature exp(slope / sqrt n)."""
+    logits = rng.normal(0.0, 3.0, (len(nights), n_classes))
+    t = temperature * np.exp(slope / np.sqrt(nights))
+    truth = softmax(logits / t[:, None], axis=1)
+    y = np.array([rng.choice(n_classes, p=p) for p in truth])
+    return softmax(logits, axis=1), y
+
+
+def test_fit_nights_temperature_recovers_how_the_temperature_falls_with_nights():
+    from deeptao.models.calibration import fit_nights_temperature
+
+    rng = np.random.default_rng(11)
+    nights = rng.choice([1, 2, 4, 8, 16, 40], size=6000)
+    proba, y = _overconfident_by_nights(rng, nights, 0.8, 1.2)
+    temperature, slope = fit_nights_temperature(proba, y, nights)
+    assert temperature == pytest.approx(0.8, rel=0.15) and slope == pytest.approx(1.2, abs=0.25)
+
+
+def test_with_one_count_of_nights_or_no_dependence_it_is_one_temperature():
+    from deeptao.models.calibration import fit_nights_temperature
+
+    rng = np.random.default_rng(12)
+    proba, y = _overconfident(rng, 3000, 2.0)
+    # every sequence the same length: the slope cannot be told from the temperature
+    assert fit_nights_temperature(proba, y, np.full(len(y), 5)) == (fit_temperature(proba, y), 0.0)
+    # lengths that say nothing of the miscalibration: a slope near 0, the same temperature
+    temperature, slope = fit_nights_temperature(proba, y, rng.choice([1, 3, 9, 27], size=len(y)))
+    assert temperature == pytest.approx(2.0, rel=0.15) and abs(slope) < 0.3
+    assert fit_nights_temperature(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0)) == (1.0, 0.0)
+
+
+def test_the_nights_temperature_is_never_worse_than_one_on_the_data_it_was_fitted_to():
+    from sklearn.metrics import log_loss
+
+    from deeptao.models.calibration import fit_nights_temperature, temperature_at
+
+    rng = np.random.default_rng(13)
+    nights = rng.choice([1, 2, 4, 8, 16], size=800)
+    proba, y = _overconfident_by_nights(rng, nights, 1.0, 2.0)
+    temperature, slope = fit_nights_temperature(proba, y, nights)
+    by_nights = apply_temperature(proba, temperature_at(temperature, slope, nights))
+    single = apply_temperature(proba, fit_temperature(proba, y))
+    assert log_loss(y, by_nights, labels=range(6)) <= log_loss(y, single, labels=range(6)) + 1e-12
+    assert (by_nights.argmax(axis=1) == proba.argmax(axis=1)).all()
+
+
+def test_temperature_at_follows_its_formula_within_the_range():
+    from deeptao.models.calibration import temperature_at
+
+    nights = np.array([0, 1, 4, 100])
+    np.testing.assert_allclose(temperature_at(2.0, 1.0, nights), 2.0 * np.exp(1.0 / np.sqrt([1, 1, 4, 100])))
+    assert temperature_at(2.0, 0.0, None) == 2.0  # no slope: the nights are not needed
+    assert temperature_at(1.0, 5.0, np.array([1]))[0] == TEMPERATURE_RANGE[1]  # clipped
+    with pytest.raises(ValueError, match="nights"):
+        temperature_at(2.0, 1.0, None)
+
+
+def test_apply_temperature_takes_one_temperature_per_row():
+    rng = np.random.default_rng(14)
+    proba = softmax(rng.normal(0, 2, (4, 3)), axis=1)
+    t = np.array([0.5, 1.0, 2.0, 4.0])
+    expected = np.vstack([apply_temperature(proba[i : i + 1], t[i]) for i in range(4)])
+    np.testing.assert_allclose(apply_temperature(proba, t), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="one per row"):
+        apply_temperature(proba, t[:3])
+    with pytest.raises(ValueError, match="> 0"):
+        apply_temperature(proba, np.array([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_ladder_probabilities_cut_each_object_below_its_own_nights():
+    from deeptao.io import first_nights, sequence_nights
+    from deeptao.models.calibration import NIGHTS_LADDER, ladder_probabilities
+
+    class Objects:  # two objects: 3 nights of 2 exposures and 20 nights of 1
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.mjd = [53000 + np.repeat(np.arange(3) * 10.0, 2) + np.tile([0, 0.01], 3), 53000 + np.arange(20) * 5.0]
+            self.images = [rng.integers(100, 200, (len(m), 64, 64)).astype(np.uint16) for m in self.mjd]
+
+        def object_images(self, i):
+            return self.images[i]
+
+        def object_mjd(self, i):
+            return self.mjd[i]
+
+    objects = Objects()
+    seen = []
+
+    def predict(items):
+        seen.extend(items)
+        return np.tile([0.25, 0.75], (len(items), 1))
+
+    proba, position, nights = ladder_probabilities(objects, np.array([0, 1]), predict, chunk=1)
+    expected = [(0, k) for k in NIGHTS_LADDER if k < 3] + [(1, k) for k in NIGHTS_LADDER if k < 20]
+    assert list(zip(position.tolist(), nights.tolist(), strict=True)) == expected
+    assert proba.shape == (len(expected), 2)
+    for (images, mjd), (pos, k) in zip(seen, expected, strict=True):
+        assert sequence_nights(images, mjd) == k
+        np.testing.assert_array_equal(mjd, first_nights(objects.images[pos], objects.mjd[pos], k)[1])

@@ -76,6 +76,24 @@ def test_score_recovers_the_uncalibrated_error_from_the_recorded_temperature():
     assert plain.ece == pytest.approx(s.ece) and math.isnan(plain.ece_uncalibrated)
 
 
+def test_a_temperature_per_object_is_recorded_and_undone_row_by_row():
+    rng = np.random.default_rng(4)
+    n = 300
+    raw = softmax(rng.normal(0, 3, (n, 6)), axis=1)
+    y = rng.integers(0, 6, n)
+    temperature = rng.choice([0.7, 1.3, 2.9], size=n)  # as a temperature that depends on each object's nights
+    calibrated = softmax(np.log(raw) / temperature[:, None], axis=1)
+    frame = make_predictions(model="taonet", split="object", task="6class", seed=0, level="object",
+                             items=[f"o{i}" for i in range(n)], y_true=y, proba=calibrated, temperature=temperature)  # fmt: skip
+    np.testing.assert_array_equal(frame["temperature"].to_numpy(), temperature)
+    (s,) = score(frame)
+    assert s.ece == pytest.approx(_slow_ece(calibrated, y), abs=1e-9)
+    assert s.ece_uncalibrated == pytest.approx(_slow_ece(raw, y), abs=1e-9)
+    with pytest.raises(ValueError, match="one per item"):
+        make_predictions(model="taonet", split="object", task="6class", seed=0, level="object",
+                         items=[f"o{i}" for i in range(n)], y_true=y, proba=calibrated, temperature=temperature[:-1])  # fmt: skip
+
+
 def test_a_bad_temperature_column_is_refused():
     frame, *_ = _calibrated_table(np.random.default_rng(3), 10, 2.0)
     frame.loc[0, "temperature"] = -1.0

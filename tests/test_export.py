@@ -286,19 +286,21 @@ def test_a_calibration_temperature_is_applied_to_the_averaged_probabilities(run,
 
     stage, model, _, _ = run["taonet"]
     hot = copy.deepcopy(model)
-    hot.temperature_ = 2.5  # as a calibrated estimator holds it
+    hot.temperature_, hot.temperature_slope_ = 2.5, 0.7  # as a calibrated estimator holds them
     monkeypatch.setattr(loading, "load_model", lambda path: hot)
     path = export_model(stage, tmp_path / "hot.onnx").path
     card = json.loads(path.with_suffix(".json").read_text())["prediction"]
-    assert card["temperature"] == 2.5 and card["calibration"].startswith("applied inside the graph")
+    assert (card["temperature"], card["temperature_slope"]) == (2.5, 0.7) and card["calibration"].startswith("applied inside the graph")
     objects = [read_object(f) for f in survey[2][:3]]
     items = [(o.images, o.mjd) for o in objects]
-    from deeptao.models.calibration import apply_temperature
+    from deeptao.io import sequence_nights
+    from deeptao.models.calibration import apply_temperature, temperature_at
 
-    # the plain export carries the model's own fitted temperature: undo it, then apply 2.5
+    # the plain export carries the model's own fitted temperature: undo it, then apply 2.5 exp(0.7 / sqrt(n))
+    nights = np.array([sequence_nights(*item) for item in items], dtype=float)
     plain = load_model(exported["taonet"]).predict_proba_arrays(items)
-    raw = apply_temperature(plain, 1.0 / model.temperature_)
-    expected = raw ** (1 / 2.5)
+    raw = apply_temperature(plain, 1.0 / temperature_at(model.temperature_, model.temperature_slope_, nights))
+    expected = raw ** (1 / (2.5 * np.exp(0.7 / np.sqrt(nights))))[:, None]
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=1e-6)
 
@@ -309,8 +311,8 @@ def test_a_prior_shift_is_exported_as_the_torch_estimator_applies_it(name, run, 
     import copy
 
     import deeptao.models._loading as loading
-    from deeptao.io import read_object
-    from deeptao.models.calibration import calibrate_proba
+    from deeptao.io import read_object, sequence_nights
+    from deeptao.models.calibration import apply_temperature, calibrate_proba, temperature_at
     from deeptao.models.export import export_model
 
     stage, model, _, _ = run[name]
@@ -327,6 +329,10 @@ def test_a_prior_shift_is_exported_as_the_torch_estimator_applies_it(name, run, 
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), shifted.predict_proba_arrays(items), atol=2e-5)
     # and the shift is really there: the plain export differs from it as the formula says
     plain = load_model(exported[name]).predict_proba_arrays(items)
-    raw = calibrate_proba(plain, temperature=1.0 / model.temperature_)
-    expected = calibrate_proba(raw, temperature=model.temperature_, prior=np.asarray(shifted.class_prior_), prior_power=0.75)
+    nights = np.array([sequence_nights(*item) for item in items])
+    raw = apply_temperature(plain, 1.0 / temperature_at(model.temperature_, model.temperature_slope_, nights))
+    expected = calibrate_proba(
+        raw, temperature=model.temperature_, temperature_slope=model.temperature_slope_, nights=nights,
+        prior=np.asarray(shifted.class_prior_), prior_power=0.75,
+    )  # fmt: skip
     np.testing.assert_allclose(load_model(path).predict_proba_arrays(items), expected, atol=2e-5)

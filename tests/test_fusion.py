@@ -83,7 +83,14 @@ def test_fit_chooses_weight_and_temperature_on_validation(fitted):
 
 
 def test_the_prior_is_shifted_once_after_fusion(fitted):
-    from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
+    from deeptao.io import first_nights, sequence_nights
+    from deeptao.models.calibration import (
+        NIGHTS_LADDER,
+        calibrate_proba,
+        choose_prior_power,
+        fit_nights_temperature,
+        shift_to_prior,
+    )
 
     _, cache, model, val, y_val = fitted
     assert model.network_.prior_power_ == 0.0 and model.forest_.prior_power_ == 0.0
@@ -92,8 +99,22 @@ def test_the_prior_is_shifted_once_after_fusion(fitted):
     assert prior.max() / prior.min() > 2  # the fixture's 4:1 training frequencies
     fused = fuse_probabilities(model.network_.predict_proba(cache, val), model.forest_.predict_proba(cache, val), model.weight_)
     assert model.prior_power_ == choose_prior_power(fused, y_val, prior)
-    assert model.temperature_ == pytest.approx(fit_temperature(shift_to_prior(fused, prior, model.prior_power_), y_val))
-    expected = calibrate_proba(fused, temperature=model.temperature_, prior=prior, prior_power=model.prior_power_)
+    # the temperature is fitted after the shift, on the fused validation objects whole and cut to the ladder's nights
+    whole = [(cache.object_images(int(r)), cache.object_mjd(int(r))) for r in val]
+    nights = np.array([sequence_nights(*item) for item in whole])
+    cuts = [(first_nights(*item, k), k, label) for item, n, label in zip(whole, nights, y_val, strict=True) for k in NIGHTS_LADDER if k < n]
+    assert cuts, "the fixture's objects must have more than one night"
+    cut_items = [c[0] for c in cuts]
+    fused_cuts = fuse_probabilities(model.network_.predict_proba_arrays(cut_items), model.forest_.predict_proba_arrays(cut_items), model.weight_)
+    expected_t, expected_slope = fit_nights_temperature(
+        shift_to_prior(np.concatenate([fused, fused_cuts]), prior, model.prior_power_),
+        np.concatenate([y_val, [c[2] for c in cuts]]),
+        np.concatenate([nights, [c[1] for c in cuts]]),
+    )
+    assert (model.temperature_, model.temperature_slope_) == pytest.approx((expected_t, expected_slope), rel=1e-6, abs=1e-9)
+    expected = calibrate_proba(
+        fused, temperature=model.temperature_, temperature_slope=model.temperature_slope_, nights=nights, prior=prior, prior_power=model.prior_power_
+    )
     np.testing.assert_allclose(model.predict_proba(cache, val), expected, rtol=1e-6)
 
 

@@ -69,7 +69,7 @@ def test_lc_rf_fits_and_predicts_a_simulated_survey(simulated_cache, tmp_path):
 
 
 def test_validation_chooses_the_prior_shift_of_an_imbalanced_training_set(simulated_cache, tmp_path):
-    from deeptao.models.calibration import PRIOR_POWERS, shift_to_prior
+    from deeptao.models.calibration import PRIOR_POWERS, apply_temperature, shift_to_prior, temperature_at
 
     cache = open_cache(simulated_cache)
     y = _class_indices(cache)
@@ -82,14 +82,43 @@ def test_validation_chooses_the_prior_shift_of_an_imbalanced_training_set(simula
     counts = np.bincount(y[train], minlength=len(CLASSES)) + 0.5
     np.testing.assert_allclose(model.class_prior_, counts / counts.sum())
     assert model.prior_power_ in PRIOR_POWERS
-    model.prior_power_ = 0.5  # whatever validation chose, prediction applies the shift it holds
+    model.prior_power_ = 0.5  # whatever validation chose, prediction applies the shift it holds, then the temperature
     raw = LightCurveForest.__dict__["_proba"](model, model.cache_features(cache, val))
-    np.testing.assert_allclose(model.predict_proba(cache, val), shift_to_prior(raw, np.asarray(model.class_prior_), 0.5))
+    t = temperature_at(model.temperature_, model.temperature_slope_, cache.night_counts(val))
+    np.testing.assert_allclose(model.predict_proba(cache, val), apply_temperature(shift_to_prior(raw, np.asarray(model.class_prior_), 0.5), t))
     unshifted = LightCurveForest(n_estimators=40, n_jobs=1, prior_shift=False).fit(cache, train, y[train], classes=CLASSES, val_rows=val, y_val=y[val])
     assert unshifted.prior_power_ == 0.0
     pytest.importorskip("skops")
     again = LightCurveForest.load_skops(model.save_skops(tmp_path / "m.skops"))
+    assert (again.temperature_, again.temperature_slope_) == (model.temperature_, model.temperature_slope_)
     np.testing.assert_allclose(again.predict_proba(cache, val), model.predict_proba(cache, val))
+
+
+def test_the_forest_fits_a_temperature_by_nights_on_validation_without_changing_any_argmax(simulated_cache):
+    from deeptao.io import first_nights, sequence_nights
+    from deeptao.models.calibration import NIGHTS_LADDER, apply_temperature, fit_nights_temperature, temperature_at
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    train, val = rows[rows % 2 == 0], rows[rows % 2 == 1]
+    kw = dict(n_estimators=40, n_jobs=1, prior_shift=False)
+    raw = LightCurveForest(calibrate=False, **kw).fit(cache, train, y[train], classes=CLASSES, val_rows=val, y_val=y[val], seed=3)
+    cal = LightCurveForest(**kw).fit(cache, train, y[train], classes=CLASSES, val_rows=val, y_val=y[val], seed=3)
+    assert (raw.temperature_, raw.temperature_slope_) == (1.0, 0.0)
+    whole = [(cache.object_images(int(r)), cache.object_mjd(int(r))) for r in val]
+    nights = np.array([sequence_nights(*item) for item in whole])
+    cuts = [(first_nights(*item, k), k, label) for item, n, label in zip(whole, nights, y[val], strict=True) for k in NIGHTS_LADDER if k < n]
+    expected = fit_nights_temperature(
+        np.concatenate([raw.predict_proba(cache, val), raw.predict_proba_arrays([c[0] for c in cuts])]),
+        np.concatenate([y[val], [c[2] for c in cuts]]),
+        np.concatenate([nights, [c[1] for c in cuts]]),
+    )
+    assert (cal.temperature_, cal.temperature_slope_) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert cal.temperature_slope_ != 0.0  # a forest that has seen one night needs more temperature than one that has seen all
+    p_raw, p_cal = raw.predict_proba(cache, rows), cal.predict_proba(cache, rows)
+    np.testing.assert_allclose(p_cal, apply_temperature(p_raw, temperature_at(*expected, cache.night_counts(rows))), atol=1e-9)
+    assert (p_cal.argmax(axis=1) == p_raw.argmax(axis=1)).all()
 
 
 def test_stored_light_curves_equal_direct_photometry(simulated_cache):

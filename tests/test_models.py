@@ -435,7 +435,8 @@ def test_an_ensemble_averages_members_of_which_the_first_is_the_single_network(b
 
 
 def test_networks_calibrate_on_validation_without_changing_any_argmax(blob, tmp_path):
-    from deeptao.models.calibration import apply_temperature, fit_temperature
+    from deeptao.io import first_nights, sequence_nights
+    from deeptao.models.calibration import NIGHTS_LADDER, apply_temperature, fit_nights_temperature, temperature_at
 
     cache, y = blob
     rows = np.arange(len(y))
@@ -443,12 +444,23 @@ def test_networks_calibrate_on_validation_without_changing_any_argmax(blob, tmp_
     kw = dict(max_epochs=2, batch_size=8, progress=False, views=2, precision="32")
     raw = create_model("taonet", calibrate=False, **kw).fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=1)
     cal = create_model("taonet", **kw).fit(cache, train, y[train], classes=CLASSES2, val_rows=val, y_val=y[val], seed=1)
-    assert raw.temperature_ == 1.0
-    expected = fit_temperature(raw.predict_proba(cache, val), y[val])
-    assert cal.temperature_ == pytest.approx(expected, rel=1e-6) and cal.temperature_ != 1.0
-    np.testing.assert_allclose(cal.predict_proba(cache, rows), apply_temperature(raw.predict_proba(cache, rows), expected), atol=1e-6)
+    assert (raw.temperature_, raw.temperature_slope_) == (1.0, 0.0)
+    # the temperature and its slope are fitted on the validation objects whole and cut to the ladder's nights
+    whole = [(cache.object_images(int(r)), cache.object_mjd(int(r))) for r in val]
+    nights = np.array([sequence_nights(*item) for item in whole])
+    cuts = [(first_nights(*item, k), k, label) for item, n, label in zip(whole, nights, y[val], strict=True) for k in NIGHTS_LADDER if k < n]
+    assert cuts
+    expected = fit_nights_temperature(
+        np.concatenate([raw.predict_proba(cache, val), raw.predict_proba_arrays([c[0] for c in cuts])]),
+        np.concatenate([y[val], [c[2] for c in cuts]]),
+        np.concatenate([nights, [c[1] for c in cuts]]),
+    )
+    assert (cal.temperature_, cal.temperature_slope_) == pytest.approx(expected, rel=1e-6, abs=1e-9) and cal.temperature_ != 1.0
+    t = temperature_at(*expected, cache.night_counts(rows))
+    np.testing.assert_allclose(cal.predict_proba(cache, rows), apply_temperature(raw.predict_proba(cache, rows), t), atol=1e-6)
     assert (cal.predict_proba(cache, rows).argmax(1) == raw.predict_proba(cache, rows).argmax(1)).all()
-    assert load_model(cal.save(tmp_path / "m.pt")).temperature_ == pytest.approx(cal.temperature_)
+    loaded = load_model(cal.save(tmp_path / "m.pt"))
+    assert (loaded.temperature_, loaded.temperature_slope_) == pytest.approx((cal.temperature_, cal.temperature_slope_))
 
 
 def test_fitting_a_network_leaves_the_callers_torch_stream_alone(blob):

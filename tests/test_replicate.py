@@ -55,11 +55,11 @@ def test_run_folder_has_every_artefact(run):
         assert lo <= r["macro_f1"] <= hi
     f1 = pd.read_csv(out / "f1_scores.csv")
     assert {"model", "split", "task", "level", "class", "precision", "recall", "f1"} <= set(f1.columns)
-    # calibration: every network on the object split fitted a temperature, recorded with its predictions
+    # calibration: every model on the object split, the forest too, fitted a temperature, recorded with its predictions
     for r in metrics["runs"]:
         if r["split"] == "object" and r["level"] == "object":
             assert r["ece"] is not None and 0.0 <= r["ece"] <= 1.0
-            assert (r["ece_uncalibrated"] is None) == (r["model"] == "lc-rf"), r["model"]
+            assert r["ece_uncalibrated"] is not None and 0.0 <= r["ece_uncalibrated"] <= 1.0, r["model"]
     assert (out / "reliability.png").stat().st_size > 0 and "## Calibration" in (out / "report.md").read_text()
     # early classification: each model of the first task at every cut, the full cut equal to the main scores
     early = metrics["early"]

@@ -168,7 +168,7 @@ def make_predictions(
     y_true: Sequence[str] | np.ndarray,
     proba: np.ndarray,
     classes: Sequence[str] | None = None,
-    temperature: float | None = None,
+    temperature: float | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Build a predictions table from a classifier's probabilities.
 
@@ -176,7 +176,8 @@ def make_predictions(
     and defaults to the task's classes; ``y_true`` may hold class names or
     integer indices into ``classes``. The predicted class is the arg-max.
     ``temperature``, when given, is the calibration temperature ``proba``
-    already carries (recorded so the uncalibrated error can be scored).
+    already carries, one number or one per item (a temperature that depends
+    on each object's nights; recorded so the uncalibrated error can be scored).
     """
     known = task_classes(task)
     classes = tuple(known if classes is None else classes)
@@ -210,7 +211,10 @@ def make_predictions(
         if f"prob_{cls}" not in frame:
             frame[f"prob_{cls}"] = 0.0
     if temperature is not None:
-        frame["temperature"] = float(temperature)
+        t = np.asarray(temperature, dtype=np.float64)
+        if t.ndim > 1 or (t.ndim == 1 and t.shape != (n,)):
+            raise ValueError(f"temperature must be one number or one per item ({n}), got shape {t.shape}")
+        frame["temperature"] = np.broadcast_to(t, (n,)).copy()
     return validate_predictions(_order_columns(frame))
 
 
@@ -551,10 +555,7 @@ def calibration_inputs(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.n
     temperature = rows["temperature"].to_numpy(np.float64)
     if not np.isfinite(temperature).all():
         return proba, y, None
-    raw = proba.copy()
-    for t in np.unique(temperature):
-        rows_t = temperature == t
-        raw[rows_t] = apply_temperature(proba[rows_t], 1.0 / t)
+    raw = apply_temperature(proba, 1.0 / temperature) if len(proba) else proba.copy()  # each row by its own temperature
     return proba, y, raw
 
 

@@ -439,8 +439,10 @@ def test_predictions(estimator: Any, cache: Any, data: Any, test_rows: np.ndarra
     object_ids = cache.objects["object_id"].to_numpy()
     y_all = np.full(len(cache), -1, dtype=np.int64)
     y_all[data.rows] = data.y
+    from deeptao.models.calibration import temperatures_of
+
     proba = estimator.predict_proba(cache, test_rows)
-    temperature = getattr(estimator, "temperature_", None)
+    temperature = temperatures_of(estimator, cache.night_counts(test_rows))
     frames = [
         make_predictions(
             level="object", items=object_ids[test_rows], y_true=y_all[test_rows], proba=proba,

@@ -366,16 +366,21 @@ def _early_stage(
 ) -> None:
     """Score the test objects as known after their first k nights (early classification)."""
     from deeptao.evaluation import EARLY_PREDICTIONS_FILE, make_predictions
-    from deeptao.io import first_nights
+    from deeptao.io import first_nights, sequence_nights
+    from deeptao.models.calibration import temperatures_of
 
     mjd = cache.images["mjd"].to_numpy(np.float64)
     starts = cache.objects["image_start"].to_numpy(np.int64)
     counts = cache.objects["n_images"].to_numpy(np.int64)
     full = [(cache.object_images(int(r)), mjd[starts[r] : starts[r] + counts[r]]) for r in rows]
-    temperature = getattr(estimator, "temperature_", None)
     frames = []
     for k in early_nights:
-        proba = proba_all if k == 0 else estimator.predict_proba_arrays([first_nights(im, t, k) for im, t in full])
+        if k == 0:
+            proba, nights = proba_all, cache.night_counts(rows)
+        else:
+            cut = [first_nights(im, t, k) for im, t in full]
+            proba, nights = estimator.predict_proba_arrays(cut), np.array([sequence_nights(im, t) for im, t in cut])
+        temperature = temperatures_of(estimator, nights)
         frame = make_predictions(level="object", items=items, y_true=y, proba=proba, classes=estimator.classes_, temperature=temperature, **common)
         frames.append(frame.assign(nights=np.int64(k)))
     tmp = stage / (EARLY_PREDICTIONS_FILE + ".tmp")

@@ -371,8 +371,9 @@ def _section_calibration(summary: Sequence[Score]) -> list[str]:
         "",
         f"Expected calibration error of the top class in % ({ECE_BINS} equal-width confidence bins, object split, mean",
         "over seeds): how far, on average, the predicted probability of the chosen class lies from how often it is",
-        "right. The networks fit one temperature on their validation objects after training; 'before' is the same",
-        "model without it (a prior shift, where one was chosen, stays in both). Arg-max and F1 do not change.",
+        "right. Each model fits a temperature on its validation objects after training, one that grows for objects",
+        "seen on fewer nights (T(n) = T exp(s / sqrt n)); 'before' is the same model without it (a prior shift, where",
+        "one was chosen, stays in both). Arg-max and F1 do not change.",
         "",
     ]
     rows = [
@@ -414,7 +415,8 @@ def _section_early(run_dir: Path) -> list[str]:
     lines += [
         "Calibration of the same predictions: expected calibration error of the top class in %, then its mean",
         "predicted probability against how often it is right (means over seeds). The temperature was fitted on",
-        "whole validation sequences; where the probability exceeds the accuracy, the model is overconfident that early.",
+        "validation objects whole and cut to their first 1, 2, 4, 8 and 16 nights; where the probability exceeds the",
+        "accuracy, the model is overconfident that early.",
         "",
     ]
     return lines + _table(header, calibration) + [""]

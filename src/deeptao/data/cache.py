@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from deeptao import __version__
 from deeptao.data._arrow import LARGE_STRING, from_numpy, to_numpy
-from deeptao.io import IMAGE_SHAPE, ReadFault, TaoFormatError, iter_fits_files, read_object
+from deeptao.io import IMAGE_SHAPE, ReadFault, TaoFormatError, count_nights, iter_fits_files, read_object
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -604,6 +604,20 @@ class PreparedCache:
     def object_mjd(self, i: int) -> np.ndarray:
         start = self._image_start[i]
         return self._image_mjd[start : start + self._object_count[i]]
+
+    def night_counts(self, rows: np.ndarray) -> np.ndarray:
+        """Nights of each object at ``rows`` (:func:`deeptao.io.count_nights`: the reader's flags, the one night rule).
+
+        What the objects' predictions saw, so what their calibration depends on.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        blank = self.images["blank"].to_numpy(dtype=bool)
+        duplicate = self.images["duplicate"].to_numpy(dtype=bool)
+        out = np.empty(len(rows), dtype=np.int64)
+        for k, i in enumerate(rows):
+            part = slice(self._image_start[i], self._image_start[i] + self._object_count[i])
+            out[k] = count_nights(self._image_mjd[part], blank[part], duplicate[part])
+        return out
 
 
 def open_cache(path: str | os.PathLike[str]) -> PreparedCache:

@@ -10,6 +10,7 @@ from deeptao.io._exposures import (
     first_nights,
     order_exposures,
     order_objects,
+    sequence_nights,
 )
 from deeptao.io._reader import (
     IMAGE_SHAPE,
@@ -32,6 +33,7 @@ __all__ = [
     "first_nights",
     "order_exposures",
     "order_objects",
+    "sequence_nights",
     "IMAGE_SHAPE",
     "ReadFault",
     "TaoFormatError",

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["blank_images", "duplicate_exposures", "counted_exposures", "count_nights", "assign_nights", "order_exposures", "order_objects", "first_nights", "NIGHT_GAP_DAYS"]
+__all__ = ["blank_images", "duplicate_exposures", "counted_exposures", "count_nights", "sequence_nights", "assign_nights", "order_exposures", "order_objects", "first_nights", "NIGHT_GAP_DAYS"]
 
 #: exposures closer than this many days (chained) make one night
 NIGHT_GAP_DAYS = 0.5
@@ -129,6 +129,12 @@ def count_nights(mjd: np.ndarray, blank: np.ndarray, duplicate: np.ndarray, nigh
     """Nights with at least one exposure that counts (:func:`counted_exposures`), ``mjd`` ascending."""
     mjd = np.asarray(mjd, dtype=np.float64)[counted_exposures(blank, duplicate)]
     return int(assign_nights(mjd, night_gap)[-1]) + 1 if mjd.size else 0
+
+
+def sequence_nights(images: np.ndarray, mjd: np.ndarray, night_gap: float = NIGHT_GAP_DAYS) -> int:
+    """:func:`count_nights` of images given loose (any order; blank and duplicate cutouts found as the reader finds them)."""
+    _, mjd, blank, duplicate = order_exposures(images, mjd)
+    return count_nights(mjd, blank, duplicate, night_gap)
 
 
 def first_nights(

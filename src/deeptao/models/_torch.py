@@ -28,10 +28,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deeptao.data.datasets import passthrough
-from deeptao.io import order_objects
+from deeptao.io import order_objects, sequence_nights
 from deeptao.models._registry import get_model_builder
 from deeptao.models.base import ObjectClassifier
-from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
+from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_nights_calibration, shift_to_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -270,10 +270,12 @@ class TorchClassifier(ObjectClassifier):
         trains with seed ``seed + 1000 j`` (member 0 is the single network
         ``members=1`` trains) and, under ``workdir``, in ``workdir/member<j>``.
     calibrate : bool
-        After training, fit a temperature on the validation objects
-        (:mod:`deeptao.models.calibration`); every object-level probability
-        the model predicts afterwards is calibrated by it (``temperature_``,
-        1.0 without validation objects). Arg-max and F1 are unchanged.
+        After training, fit a temperature on the validation objects, whole
+        and cut to their first nights, as a function of the nights a
+        prediction saw (:mod:`deeptao.models.calibration`); every
+        object-level probability the model predicts afterwards is
+        calibrated by it (``temperature_`` and ``temperature_slope_``, 1.0
+        and 0.0 without validation objects). Arg-max and F1 are unchanged.
     prior_shift : bool
         After training, and before the temperature, multiply the
         probabilities by the training class frequencies to a power chosen
@@ -293,8 +295,10 @@ class TorchClassifier(ObjectClassifier):
     _batch_size_from_data: ClassVar[bool] = False
     #: parameters added after files were first saved, with the value a file without them was fitted with
     _defaults_before_recorded: ClassVar[dict[str, Any]] = {}
-    #: the calibration temperature (1.0: none); fitted by ``fit`` on validation
+    #: the calibration temperature of a long sequence (1.0: none), and how much more a short one needs
+    #: (``T(n) = temperature_ * exp(temperature_slope_ / sqrt(n))``; 0.0 in files saved before it existed)
     temperature_: float = 1.0
+    temperature_slope_: float = 0.0
     #: the training objects' class frequencies, and the power the prior shift raises them to (0: no shift)
     class_prior_: tuple[float, ...] | None = None
     prior_power_: float = 0.0
@@ -592,7 +596,7 @@ class TorchClassifier(ObjectClassifier):
             data_digest=digest,
             data_summary=summary,
         )
-        self.temperature_, self.prior_power_ = 1.0, 0.0
+        self.temperature_, self.temperature_slope_, self.prior_power_ = 1.0, 0.0, 0.0
         counts = np.bincount(y, minlength=len(classes)).astype(float)
         self.class_prior_ = tuple(((counts + 0.5) / (counts + 0.5).sum()).tolist())  # never 0: a class absent from training
         has_val = val_rows is not None and len(val_rows) > 0
@@ -602,16 +606,26 @@ class TorchClassifier(ObjectClassifier):
             if self.prior_shift:
                 self.prior_power_ = choose_prior_power(raw, y_val, np.asarray(self.class_prior_))
             if self.calibrate:
-                self.temperature_ = fit_temperature(shift_to_prior(raw, np.asarray(self.class_prior_), self.prior_power_), y_val)
+                prior = np.asarray(self.class_prior_)
+
+                def shifted_arrays(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                    return shift_to_prior(self._raw_proba_arrays(items), prior, self.prior_power_)
+
+                self.temperature_, self.temperature_slope_ = fit_nights_calibration(
+                    cache, val_rows, y_val, shift_to_prior(raw, prior, self.prior_power_), shifted_arrays
+                )
         return self
 
     def _after_training(self, cache: PreparedCache, val_rows: np.ndarray | None, y_val: np.ndarray | None) -> None:
         """Choices made on the validation objects (None: there are none) once the weights are final, before calibration."""
 
-    def _calibrated(self, proba: np.ndarray) -> np.ndarray:
-        """Object-level probabilities after the fitted prior shift and temperature."""
+    def _calibrated(self, proba: np.ndarray, nights: np.ndarray) -> np.ndarray:
+        """Object-level probabilities after the fitted prior shift and the temperature at each object's ``nights``."""
         prior = None if self.class_prior_ is None else np.asarray(self.class_prior_)
-        return calibrate_proba(proba, temperature=self.temperature_, prior=prior, prior_power=self.prior_power_)
+        return calibrate_proba(
+            proba, temperature=self.temperature_, temperature_slope=self.temperature_slope_, nights=nights,
+            prior=prior, prior_power=self.prior_power_,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ prediction
 
@@ -662,7 +676,7 @@ class TorchClassifier(ObjectClassifier):
         """Class probabilities per object, shape ``(len(rows), len(classes_))``."""
         self._prepare_inference()
         rows = np.asarray(rows, dtype=np.int64)
-        return self._calibrated(self._predict_sources(cache_sources(cache, rows), len(rows)))
+        return self._calibrated(self._predict_sources(cache_sources(cache, rows), len(rows)), cache.night_counts(rows))
 
     def predict_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Class probabilities for objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs.
@@ -670,9 +684,16 @@ class TorchClassifier(ObjectClassifier):
         For images outside any cache, e.g. one FITS file read with
         :func:`deeptao.io.read_object`.
         """
-        self._prepare_inference()
         items = list(items)
-        return self._calibrated(self._predict_sources(array_sources(items), len(items)))
+        proba = self._raw_proba_arrays(items)
+        return self._calibrated(
+            proba, np.array([sequence_nights(images, mjd) for images, mjd in items], dtype=np.int64)
+        )
+
+    def _raw_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """:meth:`predict_proba_arrays` before the prior shift and temperature."""
+        self._prepare_inference()
+        return self._predict_sources(array_sources(items), len(items))
 
     # ------------------------------------------------------------------ files
 
@@ -707,6 +728,7 @@ class TorchClassifier(ObjectClassifier):
         """Fitted state beside the weights (JSON-like values), saved with them; subclasses add theirs."""
         return {
             "temperature_": float(self.temperature_),
+            "temperature_slope_": float(self.temperature_slope_),
             "prior_power_": float(self.prior_power_),
             "class_prior_": None if self.class_prior_ is None else [float(p) for p in self.class_prior_],
         }

@@ -33,15 +33,48 @@ objects' macro F1, ties going to the power nearest 0. On a survey balanced
 by construction (no class twice as frequent as another in training,
 :data:`PRIOR_IMBALANCE`) there is nothing to undo, and choosing ``a`` would
 only fit the noise of a small validation set: the power stays 0.
+
+Early sequences need more temperature than whole ones. A model that has seen
+one or two nights is far less often right, yet its probabilities are not
+correspondingly flatter: on the demo survey taonet said 0.45 on average after
+one night and was right 0.27 of the time (expected calibration error 20 %,
+against 11 % on whole sequences). A model cannot tell an object cut to its
+first nights from one that has only ever had that many, so the temperature
+is a function of the number of nights ``n`` the prediction saw
+(:func:`deeptao.io.count_nights`),
+
+    T(n) = T * exp(s / sqrt(n)),
+
+``T`` the temperature of a long sequence and ``s`` how much more a short one
+needs; ``s = 0`` is one temperature for all. Both are fitted together by
+log-loss on the validation objects, whole and cut to each count of
+:data:`NIGHTS_LADDER` nights shorter than they are
+(:func:`ladder_probabilities`). Two numbers, like one, cannot overfit a few
+hundred objects; on the demo survey's validation objects this form, a power
+law in ``n`` and a free temperature per count interpolated in ``log n`` gave
+test log-losses within 0.01 of each other, the first levelling off by itself
+for long sequences (``docs/benchmarks.md``, "Early calibration"). It leaves
+each object's arg-max unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+
+from deeptao.io import first_nights, sequence_nights
 
 __all__ = [
     "fit_temperature",
     "apply_temperature",
+    "NIGHTS_LADDER",
+    "temperature_at",
+    "fit_nights_temperature",
+    "ladder_probabilities",
+    "fit_nights_calibration",
+    "temperatures_of",
     "TEMPERATURE_RANGE",
     "PRIOR_POWERS",
     "PRIOR_IMBALANCE",
@@ -52,6 +85,10 @@ __all__ = [
 
 #: the search interval for T; the ends are far beyond anything a trained network needs
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: the night counts validation objects are cut to when the temperature's dependence on nights is fitted
+NIGHTS_LADDER = (1, 2, 4, 8, 16)
+#: the bounds of ``s`` in ``T(n) = T * exp(s / sqrt(n))``
+SLOPE_RANGE = (-5.0, 5.0)
 #: the powers of the training class frequencies validation chooses among
 PRIOR_POWERS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 #: the ratio of the most to the least frequent training class below which no shift is chosen
@@ -68,18 +105,26 @@ def _log_proba(proba: np.ndarray) -> np.ndarray:
     return np.log(np.clip(proba, _FLOOR, None))
 
 
-def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """``proba ** (1 / T)``, renormalised per row; ``T = 1`` gives ``proba`` back (renormalised)."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    scaled = _log_proba(proba) / float(temperature)
+def apply_temperature(proba: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
+    """``proba ** (1 / T)``, renormalised per row; ``T = 1`` gives ``proba`` back (renormalised).
+
+    ``temperature`` is one number, or one per row.
+    """
+    log_p = _log_proba(proba)
+    t = np.asarray(temperature, dtype=np.float64)
+    if t.ndim > 1 or (t.ndim == 1 and t.shape != (len(log_p),)):
+        raise ValueError(f"temperature must be one number or one per row ({len(log_p)}), got shape {t.shape}")
+    if not (t > 0).all() or not np.isfinite(t).all():
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    scaled = log_p / (t[:, None] if t.ndim else float(t))
     scaled -= scaled.max(axis=1, keepdims=True)
     out = np.exp(scaled)
     return out / out.sum(axis=1, keepdims=True)
 
 
-def _nll(log_proba: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    z = log_proba / temperature
+def _nll(log_proba: np.ndarray, y: np.ndarray, temperature: float | np.ndarray) -> float:
+    t = np.asarray(temperature, dtype=np.float64)
+    z = log_proba / (t[:, None] if t.ndim else t)
     z = z - z.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(z).sum(axis=1))
     return float(np.mean(log_norm - z[np.arange(len(y)), y]))
@@ -115,6 +160,141 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def temperature_at(temperature: float, slope: float, nights: np.ndarray | None) -> float | np.ndarray:
+    """``T(n) = temperature * exp(slope / sqrt(n))`` per object, within :data:`TEMPERATURE_RANGE`; ``temperature`` itself when ``slope`` is 0.
+
+    ``nights`` below 1 (an object with no usable night) count as 1.
+
+    Raises
+    ------
+    ValueError
+        If ``slope`` is not 0 and ``nights`` is None: the temperature depends on them.
+    """
+    if slope == 0:
+        return float(temperature)
+    if nights is None:
+        raise ValueError("this model's temperature depends on each object's number of nights; give nights")
+    n = np.maximum(np.asarray(nights, dtype=np.float64), 1.0)
+    return np.clip(float(temperature) * np.exp(float(slope) / np.sqrt(n)), *TEMPERATURE_RANGE)
+
+
+def temperatures_of(estimator: Any, nights: np.ndarray) -> np.ndarray | None:
+    """The temperature a fitted ``estimator`` applied to objects of ``nights`` nights each; None for a model without one."""
+    temperature = getattr(estimator, "temperature_", None)
+    if temperature is None:
+        return None
+    t = temperature_at(temperature, getattr(estimator, "temperature_slope_", 0.0), nights)
+    return np.broadcast_to(np.asarray(t, dtype=np.float64), np.shape(nights)).copy()
+
+
+def fit_nights_temperature(proba: np.ndarray, y: np.ndarray, nights: np.ndarray) -> tuple[float, float]:
+    """``(T, s)`` of :func:`temperature_at` that minimise the mean log-loss of ``proba`` on labels ``y``.
+
+    Parameters
+    ----------
+    proba : (n, n_classes)
+        Probabilities of validation sequences, whole and cut (:func:`ladder_probabilities`).
+    y : int (n,)
+        Their class indices.
+    nights : int (n,)
+        The nights each sequence holds.
+
+    Returns
+    -------
+    tuple of float
+        ``(1.0, 0.0)`` with nothing to fit; ``(fit_temperature(proba, y), 0.0)``
+        when every sequence has the same number of nights.
+    """
+    from scipy.optimize import minimize
+
+    log_proba = _log_proba(proba)
+    y = np.asarray(y, dtype=np.int64)
+    n = np.maximum(np.asarray(nights, dtype=np.float64), 1.0)
+    if y.shape != (len(log_proba),) or n.shape != (len(log_proba),):
+        raise ValueError(f"y {y.shape} and nights {n.shape} must have one value per row of proba ({len(log_proba)})")
+    single = fit_temperature(proba, y)
+    if len(y) == 0 or len(np.unique(n)) < 2:
+        return single, 0.0
+    inv_sqrt = 1.0 / np.sqrt(n)
+    lo, hi = np.log(TEMPERATURE_RANGE)
+
+    def loss(params: np.ndarray) -> float:
+        return _nll(log_proba, y, np.clip(np.exp(params[0] + params[1] * inv_sqrt), *TEMPERATURE_RANGE))
+
+    result = minimize(loss, x0=[np.log(single), 0.0], method="L-BFGS-B", bounds=[(lo, hi), SLOPE_RANGE])
+    log_t, slope = (float(v) for v in result.x)
+    if not loss(result.x) < _nll(log_proba, y, single):  # never worse than one temperature
+        return single, 0.0
+    return float(np.exp(log_t)), slope
+
+
+def ladder_probabilities(
+    cache: Any,
+    rows: np.ndarray,
+    predict: Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], np.ndarray],
+    *,
+    ladder: Sequence[int] = NIGHTS_LADDER,
+    chunk: int = 128,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``predict`` on the objects at ``rows`` of ``cache`` cut to their first k nights, for each k of ``ladder`` below their own count.
+
+    Objects are read ``chunk`` at a time, so the validation set of a
+    release-size survey never sits in memory at once.
+
+    Returns
+    -------
+    proba : (m, n_classes)
+        ``predict`` of each cut sequence.
+    position : int (m,)
+        Which of ``rows`` each was cut from.
+    nights : int (m,)
+        The nights each holds (:func:`deeptao.io.sequence_nights`).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    probas, positions, counts = [], [], []
+    for lo in range(0, len(rows), chunk):
+        items, owner, nights = [], [], []
+        for pos in range(lo, min(lo + chunk, len(rows))):
+            images, mjd = cache.object_images(int(rows[pos])), cache.object_mjd(int(rows[pos]))
+            total = sequence_nights(images, mjd)
+            for k in ladder:
+                if k < total:
+                    items.append(first_nights(images, mjd, int(k)))
+                    owner.append(pos)
+                    nights.append(int(k))
+        if items:
+            probas.append(np.asarray(predict(items), dtype=np.float64))
+            positions.append(np.asarray(owner, dtype=np.int64))
+            counts.append(np.asarray(nights, dtype=np.int64))
+    if not probas:
+        return np.zeros((0, 0)), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(probas), np.concatenate(positions), np.concatenate(counts)
+
+
+def fit_nights_calibration(
+    cache: Any,
+    rows: np.ndarray,
+    y: np.ndarray,
+    whole: np.ndarray,
+    predict: Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], np.ndarray],
+) -> tuple[float, float]:
+    """``(T, s)`` fitted on the validation objects at ``rows`` (labels ``y``), whole and cut to :data:`NIGHTS_LADDER`.
+
+    ``whole`` holds the objects' probabilities as they are, ``predict`` gives
+    those of cut sequences; both before any temperature, after any prior shift.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    cut, position, nights = ladder_probabilities(cache, rows, predict)
+    if not len(cut):
+        return fit_nights_temperature(whole, y, cache.night_counts(rows))
+    return fit_nights_temperature(
+        np.concatenate([whole, cut]),
+        np.concatenate([y, y[position]]),
+        np.concatenate([cache.night_counts(rows), nights]),
+    )
+
+
 def shift_to_prior(proba: np.ndarray, prior: np.ndarray | None, power: float) -> np.ndarray:
     """``proba * prior ** power``, renormalised per row; ``power = 0`` or no prior gives ``proba`` back."""
     if prior is None or power == 0:
@@ -146,8 +326,15 @@ def choose_prior_power(proba: np.ndarray, y: np.ndarray, prior: np.ndarray, powe
 
 
 def calibrate_proba(
-    proba: np.ndarray, *, temperature: float = 1.0, prior: np.ndarray | None = None, prior_power: float = 0.0
+    proba: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    temperature_slope: float = 0.0,
+    nights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    prior_power: float = 0.0,
 ) -> np.ndarray:
-    """The prior shift, then the temperature: what a fitted model does to its raw object-level probabilities."""
+    """The prior shift, then the temperature (at each object's ``nights``): what a fitted model does to its raw object-level probabilities."""
     shifted = shift_to_prior(proba, prior, prior_power)
-    return shifted if temperature == 1.0 else apply_temperature(shifted, temperature)
+    t = temperature_at(temperature, temperature_slope, nights)
+    return shifted if np.ndim(t) == 0 and t == 1.0 else apply_temperature(shifted, t)

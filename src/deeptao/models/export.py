@@ -53,6 +53,7 @@ from torch import nn
 
 from deeptao import __version__
 from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
+from deeptao.models.calibration import TEMPERATURE_RANGE
 from deeptao.models.onnx_model import CARD_FORMAT, CARD_METADATA_KEY, CARD_VERSION
 
 __all__ = ["EXPORT_FORMATS", "ExportError", "ExportResult", "export_model", "model_card"]
@@ -237,15 +238,17 @@ def model_card(estimator: Any, *, source: Path, file: Path, format: str) -> dict
     temperature = getattr(estimator, "temperature_", None)
     if temperature is not None:
         prediction["temperature"] = float(temperature)
+        prediction["temperature_slope"] = float(getattr(estimator, "temperature_slope_", 0.0))
     if getattr(estimator, "class_prior_", None) is not None and getattr(estimator, "prior_power_", 0.0):
         prediction["class_prior"] = [float(p) for p in estimator.class_prior_]
         prediction["prior_power"] = float(estimator.prior_power_)
     if "temperature" in prediction or "prior_power" in prediction:
         # said in so many words, so that nobody applies it twice
         prediction["calibration"] = (
-            "applied inside the graph: the output is calibrated; do not apply temperature or prior_power again"
+            "applied inside the graph, at each object's lengths: the output is calibrated; do not apply temperature or prior_power again"
             if name in ("taonet", "taonet-lc")
-            else "apply to the object's pooled probabilities: p * class_prior ** prior_power, then p ** (1 / temperature), renormalised"
+            else "apply to the object's pooled probabilities: p * class_prior ** prior_power, then p ** (1 / T), renormalised, "
+            "T = temperature * exp(temperature_slope / sqrt(n)) for an object of n nights (deeptao.io.count_nights), clipped to [0.05, 20]"
         )
     training = dict(getattr(estimator, "training_", None) or {})
     if name == "lc-rf" and hasattr(estimator, "seed_"):
@@ -379,6 +382,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     """The module to trace, an example input and its dynamic axes."""
     net = estimator.network_.float().eval()
     temperature = float(getattr(estimator, "temperature_", None) or 1.0)
+    slope = float(getattr(estimator, "temperature_slope_", 0.0) or 0.0)
     prior, power = getattr(estimator, "class_prior_", None), float(getattr(estimator, "prior_power_", 0.0) or 0.0)
     log_shift = torch.zeros(len(estimator.classes_)) if prior is None else power * torch.log(torch.as_tensor(prior, dtype=torch.float32))
     if estimator.name == "seed-cnn":
@@ -391,7 +395,7 @@ def _graph(estimator: Any) -> tuple[nn.Module, tuple[torch.Tensor, ...], tuple[d
     if estimator._n_features():
         example.append(torch.zeros(2, estimator._n_features()))
         dynamic.append({0: batch})
-    return SequenceGraph(net, int(estimator.views), temperature, log_shift), tuple(example), tuple(dynamic)
+    return SequenceGraph(net, int(estimator.views), temperature, log_shift, slope), tuple(example), tuple(dynamic)
 
 
 def _torch_dihedral(t: torch.Tensor, code: int) -> torch.Tensor:
@@ -407,9 +411,11 @@ class SequenceGraph(nn.Module):
     The views are stacked along the batch, so the graph holds the network once.
     """
 
-    def __init__(self, net: nn.Module, views: int, temperature: float = 1.0, log_shift: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, net: nn.Module, views: int, temperature: float = 1.0, log_shift: torch.Tensor | None = None, slope: float = 0.0
+    ) -> None:
         super().__init__()
-        self.net, self.views, self.temperature = net, views, temperature
+        self.net, self.views, self.temperature, self.slope = net, views, temperature, slope
         self.shifted = log_shift is not None and bool((log_shift != 0).any())
         self.register_buffer("log_shift", torch.zeros(1) if log_shift is None else log_shift.float())
 
@@ -422,14 +428,20 @@ class SequenceGraph(nn.Module):
         repeated = None if features is None else features.repeat(v, 1)
         logits = self.net.forward_padded(xs, refs, scalars.repeat(v, 1, 1), lengths.repeat(v), repeated)
         proba = torch.softmax(logits.float(), dim=1).unflatten(0, (v, x.shape[0])).mean(dim=0)
-        if self.temperature == 1.0 and not self.shifted:
+        if self.temperature == 1.0 and self.slope == 0.0 and not self.shifted:
             return proba
         # calibration as the torch estimator applies it, to the view-averaged probabilities:
-        # (p * prior ** a) ** (1 / T), renormalised, p floored at 1e-12 (deeptao.models.calibration)
+        # (p * prior ** a) ** (1 / T(n)), renormalised, p floored at 1e-12, T(n) = T exp(s / sqrt(n)) within
+        # TEMPERATURE_RANGE, n the object's nights (deeptao.models.calibration)
         log_p = torch.log(proba.clamp(min=1e-12))
         if self.shifted:
             log_p = log_p + self.log_shift
-        return torch.softmax(log_p / self.temperature, dim=1)
+        if self.slope == 0.0:
+            return torch.softmax(log_p / self.temperature, dim=1)
+        nights = lengths.to(log_p.dtype).clamp(min=1.0)
+        lo, hi = TEMPERATURE_RANGE
+        t = (self.temperature * torch.exp(self.slope * torch.rsqrt(nights))).clamp(lo, hi)
+        return torch.softmax(log_p / t[:, None], dim=1)
 
 
 class ImageGraph(nn.Module):

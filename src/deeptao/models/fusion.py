@@ -8,9 +8,11 @@ product of experts,
     log p(c) = log p_network(c) + w log p_forest(c) + const,
 
 with the weight ``w`` in [0, 2] chosen on the validation objects' log-loss
-(the test objects choose nothing), and the result calibrated by one
-temperature fitted on the same validation objects. ``w = 0`` is the network
-alone; the forest's opinion enters only as far as it lowers the validation
+(the test objects choose nothing), and the result calibrated by a
+temperature fitted on the same validation objects (one that depends on the
+nights a prediction saw, :mod:`deeptao.models.calibration`; the forest is
+built with ``calibrate=False``, the temperature acts once, after fusion).
+``w = 0`` is the network alone; the forest's opinion enters only as far as it lowers the validation
 loss, so where the two disagree the one that has been right on validation
 objects weighs more.
 
@@ -46,9 +48,10 @@ from typing import TYPE_CHECKING, Any
 import joblib
 import numpy as np
 
+from deeptao.io import sequence_nights
 from deeptao.models._registry import create_model, register_model
 from deeptao.models.base import ObjectClassifier
-from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_temperature, shift_to_prior
+from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_nights_calibration, shift_to_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from deeptao.data.cache import PreparedCache
@@ -88,7 +91,9 @@ class FusedClassifier(ObjectClassifier):
     network_params, forest_params : mapping, optional
         Parameters of the network and of lc-rf (their own defaults otherwise).
     calibrate : bool, default=True
-        Fit a temperature to the fused validation probabilities.
+        Fit a temperature to the fused validation probabilities, as a
+        function of the nights a prediction saw (the validation objects
+        whole and cut to their first nights, :mod:`deeptao.models.calibration`).
     prior_shift : bool, default=True
         Choose one shift towards the training class frequencies on the fused
         validation probabilities (a no-op on a balanced survey). The members'
@@ -99,6 +104,7 @@ class FusedClassifier(ObjectClassifier):
     file_suffix = ".joblib"
     weight_: float = 0.0
     temperature_: float = 1.0
+    temperature_slope_: float = 0.0
     prior_power_: float = 0.0
     class_prior_: tuple[float, ...] | None = None
 
@@ -127,9 +133,10 @@ class FusedClassifier(ObjectClassifier):
 
     def _members(self) -> tuple[Any, Any]:
         self._check_params()
-        # The prior is shifted once, after fusion (module docstring).
+        # The prior is shifted once, after fusion (module docstring); the forest's probabilities
+        # enter the product as they are, the temperature is fitted after it.
         network = create_model(self.network, **{**dict(self.network_params or {}), "prior_shift": False})
-        forest = create_model("lc-rf", **{**dict(self.forest_params or {}), "prior_shift": False})
+        forest = create_model("lc-rf", **{**dict(self.forest_params or {}), "prior_shift": False, "calibrate": False})
         for member in (network, forest):
             check = getattr(member, "_check_params", None)
             if check is not None:
@@ -166,7 +173,7 @@ class FusedClassifier(ObjectClassifier):
         forest.fit(cache, rows, y, classes=classes, val_rows=val_rows, y_val=y_val, seed=seed)
         self.network_, self.forest_ = network, forest
         self.classes_ = tuple(network.classes_)
-        self.weight_, self.temperature_, self.prior_power_ = 1.0, 1.0, 0.0
+        self.weight_, self.temperature_, self.temperature_slope_, self.prior_power_ = 1.0, 1.0, 0.0, 0.0
         counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(self.classes_)).astype(float)
         self.class_prior_ = tuple(((counts + 0.5) / (counts + 0.5).sum()).tolist())  # never 0, as the members'
         if val_rows is not None and len(val_rows):
@@ -178,30 +185,47 @@ class FusedClassifier(ObjectClassifier):
             if self.prior_shift:
                 self.prior_power_ = choose_prior_power(fused, y_val, prior)
             if self.calibrate:
-                self.temperature_ = fit_temperature(shift_to_prior(fused, prior, self.prior_power_), y_val)
+
+                def shifted_arrays(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                    fused_cut = fuse_probabilities(
+                        network.predict_proba_arrays(items), forest.predict_proba_arrays(items), self.weight_
+                    )
+                    return shift_to_prior(fused_cut, prior, self.prior_power_)
+
+                self.temperature_, self.temperature_slope_ = fit_nights_calibration(
+                    cache, val_rows, y_val, shift_to_prior(fused, prior, self.prior_power_), shifted_arrays
+                )
         self.training_ = {
             "weight": self.weight_,
             "prior_power": self.prior_power_,
             "temperature": self.temperature_,
+            "temperature_slope": self.temperature_slope_,
             "network": getattr(network, "training_", None),
         }
         return self
 
-    def _fused(self, p_net: np.ndarray, p_forest: np.ndarray) -> np.ndarray:
+    def _fused(self, p_net: np.ndarray, p_forest: np.ndarray, nights: np.ndarray) -> np.ndarray:
         prior = None if self.class_prior_ is None else np.asarray(self.class_prior_)
         fused = fuse_probabilities(p_net, p_forest, self.weight_)
-        return calibrate_proba(fused, temperature=self.temperature_, prior=prior, prior_power=self.prior_power_)
+        return calibrate_proba(
+            fused, temperature=self.temperature_, temperature_slope=self.temperature_slope_, nights=nights,
+            prior=prior, prior_power=self.prior_power_,
+        )  # fmt: skip
 
     def predict_proba(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
         """Fused, calibrated probabilities per object, shape ``(len(rows), len(classes_))``."""
         self._check_fitted()
-        return self._fused(self.network_.predict_proba(cache, rows), self.forest_.predict_proba(cache, rows))
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._fused(
+            self.network_.predict_proba(cache, rows), self.forest_.predict_proba(cache, rows), cache.night_counts(rows)
+        )
 
     def predict_proba_arrays(self, items: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """The same for objects given as ``(images, mjd)`` pairs, outside any cache."""
         self._check_fitted()
         items = list(items)
-        return self._fused(self.network_.predict_proba_arrays(items), self.forest_.predict_proba_arrays(items))
+        nights = np.array([sequence_nights(images, mjd) for images, mjd in items], dtype=np.int64)
+        return self._fused(self.network_.predict_proba_arrays(items), self.forest_.predict_proba_arrays(items), nights)
 
     def save(self, path: str | Path) -> Path:
         """Write both members, the weight and the temperature with joblib (atomically)."""

@@ -202,11 +202,14 @@ class OnnxClassifier:
         if not owner:
             return np.full((n, len(self.classes_)), 1.0 / len(self.classes_))
         proba = pool(np.concatenate(log_proba), np.concatenate(owner), n, self.card["prediction"]["pooling"])
+        from deeptao.io import count_nights
         from deeptao.models.calibration import calibrate_proba
 
         prediction = self.card["prediction"]  # the pooled probabilities, calibrated as the torch estimator calibrates them
         prior = prediction.get("class_prior")
+        nights = np.array([count_nights(mjd, blank, duplicate) for _, mjd, blank, duplicate in sources], dtype=np.int64)
         return calibrate_proba(
             proba, temperature=float(prediction.get("temperature", 1.0)),
+            temperature_slope=float(prediction.get("temperature_slope", 0.0)), nights=nights,
             prior=None if prior is None else np.asarray(prior), prior_power=float(prediction.get("prior_power", 0.0)),
         )  # fmt: skip

@@ -326,7 +326,7 @@ class SeedCNNClassifier(TorchClassifier):
         )
         # Nothing object-level is chosen on images: a calibration or pooling rule left by an
         # earlier fit of this estimator belonged to other weights.
-        self.temperature_, self.prior_power_, self.class_prior_ = 1.0, 0.0, None
+        self.temperature_, self.temperature_slope_, self.prior_power_, self.class_prior_ = 1.0, 0.0, 0.0, None
         self.pooling_ = "mean" if self.pooling == "auto" else self.pooling
         self.pooling_scores_ = {}
         return self

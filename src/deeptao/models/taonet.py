@@ -450,10 +450,12 @@ class TaoNetClassifier(TorchClassifier):
         rows = np.asarray(rows, dtype=np.int64)
         store = open_sequences(cache, self._settings())
         features = self._cache_features(cache, rows)
-        return self._predict_nights((store.object(int(r)) for r in rows), features, len(rows))
+        return self._calibrated(
+            self._predict_nights((store.object(int(r)) for r in rows), features, len(rows)), cache.night_counts(rows)
+        )
 
-    def predict_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """Class probabilities for objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs."""
+    def _raw_proba_arrays(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Probabilities, before prior shift and temperature, of objects given as ``(images uint16 (n, 64, 64), mjd (n,))`` pairs."""
         self._prepare_inference()
         sources = list(order_objects(items))
         features = self._array_features(sources)
@@ -466,15 +468,17 @@ class TaoNetClassifier(TorchClassifier):
 
         ``features``: taonet-lc's light-curve features of the same objects; the
         stamp and variability features are measured here from ``objects``.
+        The temperature is taken at each object's number of nights in the representation.
         """
         self._prepare_inference()
         own = self._nights_features(objects)
         if own is not None:
             features = own if features is None else np.column_stack([features, own])
-        return self._predict_nights(iter(objects), features, len(objects))
+        raw = self._predict_nights(iter(objects), features, len(objects))
+        return self._calibrated(raw, np.array([len(obj.mjd) for obj in objects], dtype=np.int64))
 
     def _predict_nights(self, objects: Iterator[ObjectNights], features: np.ndarray | None, n: int) -> np.ndarray:
-        """Average the probabilities of the ``views`` flips/rotations of each object."""
+        """Average the probabilities of the ``views`` flips/rotations of each object (before prior shift and temperature)."""
         wanted = self._n_features()
         if wanted and (features is None or np.shape(features)[1] != wanted):
             got = "none" if features is None else np.shape(features)[1]
@@ -502,7 +506,7 @@ class TaoNetClassifier(TorchClassifier):
             if len(pending) >= self.eval_batch_size:
                 flush()
         flush()
-        return self._calibrated(proba / proba.sum(axis=1, keepdims=True))
+        return proba / proba.sum(axis=1, keepdims=True)
 
 
 @register_model("taonet")
