@@ -1080,8 +1080,9 @@ def early_scores(early: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     the sample std (None with one seed), ``ece`` the expected calibration
     error of the top class, ``confidence`` its mean predicted probability and
     ``accuracy`` how often it is right (means over seeds): a model calibrated
-    on whole sequences may be overconfident on a few nights, and a broker
-    acting on its probabilities should know. ``n_objects`` is the objects
+    on whole sequences alone would be overconfident on a few nights (the
+    reason deeptao's temperatures depend on the nights seen), and a broker
+    acting on its probabilities should know how far they hold. ``n_objects`` is the objects
     scored per seed (mean).
     """
     frame = validate_early_predictions(early)

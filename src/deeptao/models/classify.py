@@ -82,8 +82,8 @@ def classify_files(
     ClassifiedFiles
         ``table`` has columns ``file``, ``object_id``, ``label`` (the file's
         own CLASS, empty if none; never used to predict), ``nights`` (the
-        nights the model saw: probabilities from few nights are less sure
-        than they say, see the report's early calibration), ``predicted``
+        nights the model saw, which its temperature depends on; the report's
+        early calibration says how honest its probabilities are that early), ``predicted``
         and ``prob_<class>``, in the order of ``paths``; ``skipped`` lists
         ``(path, reason)`` for each file the reader refused.
     """
