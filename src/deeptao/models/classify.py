@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deeptao.io import TaoFormatError, TaoObject, count_nights, first_nights, order_exposures, read_object
+from deeptao.io import TaoFormatError, TaoObject, first_nights, read_object, sequence_nights
 
 __all__ = ["classify_files", "ClassifiedFiles", "CHUNK_FILES"]
 
@@ -130,7 +130,7 @@ def _classify(model: Any, classes: list[str], objects: list[TaoObject], max_nigh
             "file": [str(obj.path) for obj in objects],
             "object_id": [obj.object_id for obj in objects],
             "label": [obj.label or "" for obj in objects],
-            "nights": [count_nights(*order_exposures(images, mjd)[1:]) for images, mjd in sequences],
+            "nights": [sequence_nights(images, mjd) for images, mjd in sequences],
             "predicted": [classes[k] for k in np.asarray(proba).argmax(axis=1)],
         }
     )
