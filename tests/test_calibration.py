@@ -223,6 +223,9 @@ def test_ladder_probabilities_cut_each_object_below_its_own_nights():
         def object_mjd(self, i):
             return self.mjd[i]
 
+        def night_counts(self, rows):
+            return np.array([sequence_nights(self.images[i], self.mjd[i]) for i in rows])
+
     objects = Objects()
     seen = []
 

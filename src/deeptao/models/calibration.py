@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from deeptao.io import first_nights, sequence_nights
+from deeptao.io import first_nights
 
 __all__ = [
     "fit_temperature",
@@ -253,15 +253,15 @@ def ladder_probabilities(
     position : int (m,)
         Which of ``rows`` each was cut from.
     nights : int (m,)
-        The nights each holds (:func:`deeptao.io.sequence_nights`).
+        The nights each holds: its k (an object cut below its own count has exactly k).
     """
     rows = np.asarray(rows, dtype=np.int64)
     probas, positions, counts = [], [], []
     for lo in range(0, len(rows), chunk):
         items, owner, nights = [], [], []
-        for pos in range(lo, min(lo + chunk, len(rows))):
+        totals = cache.night_counts(rows[lo : lo + chunk])  # the cache's own flags, not measured again
+        for pos, total in zip(range(lo, min(lo + chunk, len(rows))), totals, strict=True):
             images, mjd = cache.object_images(int(rows[pos])), cache.object_mjd(int(rows[pos]))
-            total = sequence_nights(images, mjd)
             for k in ladder:
                 if k < total:
                     items.append(first_nights(images, mjd, int(k)))
