@@ -221,12 +221,9 @@ class LightCurveForest(ObjectClassifier):
         )
 
     def _calibrated(self, proba: np.ndarray, nights: np.ndarray) -> np.ndarray:
-        """The prior shift, then the temperature at each object's ``nights`` (none for a model saved before it existed)."""
-        proba = self._shifted(proba)
+        """The prior shift, then the temperature at each object's ``nights`` (neither for a model saved before it existed)."""
         temperature, slope = getattr(self, "temperature_", 1.0), getattr(self, "temperature_slope_", 0.0)
-        if not len(proba) or (temperature == 1.0 and slope == 0.0):
-            return proba
-        return calibrate_proba(proba, temperature=temperature, temperature_slope=slope, nights=nights)
+        return calibrate_proba(self._shifted(proba), temperature=temperature, temperature_slope=slope, nights=nights)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros((len(X), len(self.classes_)))
