@@ -555,8 +555,7 @@ def calibration_inputs(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.n
     temperature = rows["temperature"].to_numpy(np.float64)
     if not np.isfinite(temperature).all():
         return proba, y, None
-    raw = apply_temperature(proba, 1.0 / temperature) if len(proba) else proba.copy()  # each row by its own temperature
-    return proba, y, raw
+    return proba, y, apply_temperature(proba, 1.0 / temperature)  # each row by its own temperature
 
 
 def _pr_auc(rows: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
