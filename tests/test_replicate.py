@@ -202,3 +202,71 @@ def test_a_stage_is_reused_only_under_the_settings_it_was_made_with(tmp_path, ca
     replicate(tmp_path, opts)
     assert "no readable record of its settings; fitting it again" in capsys.readouterr().out
     assert json.loads((stage / "stage.json").read_text())["model"] == "lc-rf"
+
+
+@pytest.mark.slow
+def test_stages_fitted_in_worker_processes_predict_as_those_fitted_here(tmp_path, monkeypatch):
+    """Two stages at once, each in a worker on one thread, give the predictions of one-at-a-time fits on one thread."""
+    import deeptao.replicate as rep
+
+    opts = ReplicateOptions(
+        objects_per_class=3, survey_seed=5, max_epochs=1, workers=1, seeds=1, tasks=("6class",),
+        models=("taonet", "lc-rf"), split="object", early_nights=(1, 0),
+    )  # fmt: skip
+    monkeypatch.setattr(rep, "_cpus", lambda: 1)
+    replicate(tmp_path / "here", ReplicateOptions(**{**opts.__dict__, "jobs": 1}))
+    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    replicate(tmp_path / "workers", ReplicateOptions(**{**opts.__dict__, "jobs": 2}))
+    for name in ("predictions.parquet", "early_predictions.parquet"):
+        here, there = (pd.read_parquet(tmp_path / run / name) for run in ("here", "workers"))
+        assert len(here) and here["model"].nunique() == 2
+        pd.testing.assert_frame_equal(here, there, check_exact=True)
+    stage = tmp_path / "workers" / "models" / "taonet-object-seed0"
+    assert json.loads((stage / "stage.json").read_text())["threads"] == 1
+
+
+def test_threads_per_stage_share_the_cpus_and_record_on_network_stages_only(tmp_path, monkeypatch):
+    import deeptao.replicate as rep
+
+    monkeypatch.setattr(rep, "_cpus", lambda: 16)
+    assert rep._threads_per_stage(ReplicateOptions()) == 4  # at most 4 stages at once by default
+    assert rep._threads_per_stage(ReplicateOptions(jobs=3)) == 5
+    assert rep._threads_per_stage(ReplicateOptions(jobs=32)) == 1
+    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    assert rep._threads_per_stage(ReplicateOptions()) == 1
+    assert rep._threads_per_stage(ReplicateOptions(jobs=1)) == 2
+
+
+def test_a_stage_fitted_with_other_threads_is_fitted_again_and_a_forest_is_not(tmp_path, monkeypatch, capsys):
+    import deeptao.replicate as rep
+
+    opts = ReplicateOptions(
+        objects_per_class=3, survey_seed=5, max_epochs=1, workers=1, seeds=1, tasks=("6class",),
+        models=("taonet", "lc-rf"), split="object", early_nights=(0,), jobs=1,
+    )  # fmt: skip
+    monkeypatch.setattr(rep, "_cpus", lambda: 1)
+    replicate(tmp_path, opts)
+    capsys.readouterr()
+    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    replicate(tmp_path, opts)
+    out = capsys.readouterr().out
+    assert "taonet-object-seed0: changed threads; fitting it again" in out
+    assert "lc-rf-object-seed0: already done" in out
+
+
+def test_a_stage_that_fails_in_a_worker_stops_the_run_with_its_error(tmp_path):
+    import deeptao.replicate as rep
+    from tests._simulated import simulated_cache
+
+    cache = simulated_cache(tmp_path, objects_per_class=2, seed=3)
+    split = np.array(["train"] * len(cache), dtype=object)
+    stages = [rep._Stage(tmp_path / f"s{k}", "6class", "no-such-model", "object", k, split, None) for k in range(2)]
+    tasks = {"6class": None}
+    with pytest.raises(ValueError, match="no-such-model"):
+        rep._fit_stages(stages, cache, tasks, ReplicateOptions(jobs=2), threads=1)
+
+
+def test_jobs_below_one_is_refused(tmp_path, capsys):
+    assert main(["replicate", "--out", str(tmp_path / "run"), "--jobs", "0"]) == 1
+    assert "jobs must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

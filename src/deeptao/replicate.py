@@ -13,6 +13,7 @@ fitted again):
    leakage;
 4. per task, model, split protocol and seed, a fit on train (validation
    steering model selection) and predictions on test, in ``RUN/models/<stage>/``;
+   several stages at once (``jobs``), each in a worker process with its share of the CPUs;
 5. the scores (mean ± std over seeds and a bootstrap interval), figures and
    ``report.md``.
 
@@ -24,11 +25,13 @@ tell little on a hundred test objects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ class ReplicateOptions:
     objects_per_class: int = option("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
     survey_seed: int = option("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
     workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
+    jobs: int | None = option("model stages fitted at once, each in a process of its own with an equal share of the CPUs (default: one per CPU, at most 4; 1 fits them one after another in this process)", default=None)
     early_nights: tuple[int, ...] = option("early classification: also score the 6-class test objects cut to their first k nights, for each k (0: all nights)", default=(1, 2, 4, 8, 16, 0))
 
 
@@ -107,8 +111,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
     _prepare_inputs(cache, opts)
 
     split_modes = {"object": ("object",), "image": ("image",), "both": ("object", "image")}[opts.split]
-    predictions_done = []
-    early_done: list[pd.DataFrame] = []
+    stages: list[_Stage] = []
     split_sizes: dict[str, dict[str, dict[str, int]]] = {}
     for seed in range(opts.seeds):
         object_split, _ = split_cache(cache, mode="object", seed=seed)
@@ -120,19 +123,22 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
             _, image_split = split_cache(cache, mode="image", seed=seed)
         if seed == 0:
             split_sizes = _split_sizes(cache, task, object_split if "object" in split_modes else None, image_split)
-        for k, (task_name, task_data) in enumerate(zip(opts.tasks, tasks, strict=True)):
+        for k, task_name in enumerate(opts.tasks):
             for model in opts.models if k == 0 else opts.other_task_models:
                 for mode in split_modes:
                     if mode == "image" and (model != "seed-cnn" or k > 0 or image_split is None):
                         continue
                     tag = "" if k == 0 else f"-{task_name}"
-                    stage = out / "models" / f"{model}-{mode}{tag}-seed{seed}"
                     early = tuple(opts.early_nights) if (k == 0 and mode == "object") else ()
-                    frame = _run_stage(cache, task_data, task_name, opts, model, mode, seed, object_split, image_split, stage, early)
-                    predictions_done.append(frame)
-                    if (stage / EARLY_PREDICTIONS_FILE).is_file():
-                        early_done.append(pd.read_parquet(stage / EARLY_PREDICTIONS_FILE))
+                    folder = out / "models" / f"{model}-{mode}{tag}-seed{seed}"
+                    stages.append(_Stage(folder, task_name, model, mode, seed, object_split, image_split, early))
 
+    tasks_by_name = dict(zip(opts.tasks, tasks, strict=True))
+    threads = _threads_per_stage(opts)
+    to_fit = [st for st in stages if not _reusable(st, _stage_settings(cache, tasks_by_name[st.task_name], opts, st, threads))]
+    _fit_stages(to_fit, cache, tasks_by_name, opts, threads)
+    predictions_done = [pd.read_parquet(st.folder / PREDICTIONS_FILE) for st in stages]
+    early_done = [pd.read_parquet(st.folder / EARLY_PREDICTIONS_FILE) for st in stages if (st.folder / EARLY_PREDICTIONS_FILE).is_file()]
     save_predictions(pd.concat(predictions_done, ignore_index=True), out)
     if early_done:
         early_table = validate_early_predictions(pd.concat(early_done, ignore_index=True))
@@ -179,6 +185,8 @@ def _check(opts: ReplicateOptions) -> None:
         raise ValueError(f"split must be object, image or both, got {opts.split!r}")
     if opts.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {opts.seeds}")
+    if opts.jobs is not None and opts.jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {opts.jobs}")
     if opts.image_split_seeds < 0:
         raise ValueError(f"image_split_seeds must be >= 0, got {opts.image_split_seeds}")
     bad = [k for k in opts.early_nights if not isinstance(k, int) or k < 0]
@@ -230,84 +238,209 @@ def _prepare_inputs(cache: Any, opts: ReplicateOptions) -> None:
             _log(f"{model}: inputs ready in {time.perf_counter() - t:.0f} s")
 
 
-def _run_stage(
-    cache: Any,
-    task: Any,
-    task_name: str,
-    opts: ReplicateOptions,
-    model: str,
-    mode: str,
-    seed: int,
-    object_split: np.ndarray,
-    image_split: np.ndarray | None,
-    stage: Path,
-    early_nights: tuple[int, ...] = (),
-) -> pd.DataFrame:
-    """Fit one model under one split protocol and seed; predictions on test, cached in ``stage``.
+@dataclass(frozen=True)
+class _Stage:
+    """One model stage: a model fitted under one split protocol, task and seed, in its own folder."""
 
-    With ``early_nights`` (object split), the test objects are also scored cut
-    to their first k nights for each k (0: all), into ``stage/early_predictions.parquet``.
+    folder: Path
+    task_name: str
+    model: str
+    mode: str
+    seed: int
+    object_split: np.ndarray
+    image_split: np.ndarray | None
+    early_nights: tuple[int, ...] = ()
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS says, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS and Windows
+        return os.cpu_count() or 1
+
+
+def _jobs(opts: ReplicateOptions) -> int:
+    return opts.jobs if opts.jobs else min(_MAX_DEFAULT_JOBS, _cpus())
+
+
+def _threads_per_stage(opts: ReplicateOptions) -> int:
+    """torch threads of each stage: the CPUs shared equally among the stages fitted at once.
+
+    It depends on the options and the machine only, never on how many stages are
+    left, so a resumed run fits its remaining stages as an uninterrupted one
+    would have (float32 sums, and so a network's scores, depend on the thread count).
     """
-    from deeptao.evaluation import make_predictions
-    from deeptao.models import create_model
+    return max(1, _cpus() // _jobs(opts))
 
-    done = stage / "predictions.parquet"
-    settings = _stage_settings(cache, task, opts, model, mode, seed, object_split, image_split, early_nights)
-    recorded = stage / STAGE_SETTINGS_FILE
-    if stage.exists():
+
+#: the default number of stages fitted at once, whatever the number of CPUs: each holds
+#: its own copy of the model's inputs, and small networks gain little from more threads
+_MAX_DEFAULT_JOBS = 4
+
+
+def _reusable(stage: _Stage, settings: dict[str, Any]) -> bool:
+    """Whether ``stage`` was already fitted under ``settings``; if not, clear it and record them for the fit to come.
+
+    The settings are written before the fit, so an interrupted fit resumes (its
+    checkpoints kept) only under the same settings.
+    """
+    recorded = stage.folder / STAGE_SETTINGS_FILE
+    if stage.folder.exists():
         try:
             before = json.loads(recorded.read_text())
         except (OSError, ValueError):  # missing, or cut short by a crash: of unknown provenance
             before = None
-        if before == settings and done.exists():
-            _log(f"{stage.name}: already done")
-            return pd.read_parquet(done)
+        if before == settings and (stage.folder / PREDICTIONS_FILE).exists():
+            _log(f"{stage.folder.name}: already done")
+            return True
         if before != settings:
             changed = "no readable record of its settings" if not isinstance(before, dict) else "changed " + ", ".join(k for k in settings if before.get(k) != settings[k])
-            _log(f"{stage.name}: {changed}; fitting it again")
-            shutil.rmtree(stage)
-    stage.mkdir(parents=True, exist_ok=True)
-    recorded.write_text(json.dumps(settings, indent=1))  # before the fit, so an interrupted fit resumes only under them
+            _log(f"{stage.folder.name}: {changed}; fitting it again")
+            shutil.rmtree(stage.folder)
+    stage.folder.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(settings, indent=1))
+    return False
+
+
+def _fit_stages(stages: list[_Stage], cache: Any, tasks: dict[str, Any], opts: ReplicateOptions, threads: int) -> None:
+    """Fit ``stages``, several at once in worker processes when ``jobs`` allows, else here one after another.
+
+    Every stage runs with ``threads`` torch threads, in this process (put back
+    after it) or in a worker. A failed stage stops the others; the ones that
+    finished keep their predictions, the rest resume from their checkpoints on
+    the next run. The longest kinds of fit start first, so that no long one is
+    left alone at the end; the order changes nothing in a stage's results.
+    """
+    jobs = min(_jobs(opts), len(stages))
+    if jobs <= 1:
+        for stage in stages:
+            with _torch_threads(threads):
+                _fit_stage(stage, cache, tasks[stage.task_name], opts)
+        return
+    import logging
+    import multiprocessing
+
+    epoch_lines = logging.getLogger("deeptao.training").isEnabledFor(logging.INFO) and logging.getLogger("deeptao").hasHandlers()
+    order = sorted(stages, key=lambda st: -_RELATIVE_COST.get((st.model, st.mode), 1))
+    _log(f"fitting {len(stages)} stages, {jobs} at a time, {threads} thread{'s' * (threads > 1)} each")
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads, epoch_lines))
+    try:
+        pending = [pool.apply_async(_fit_stage_in_worker, (st, str(cache.root), opts)) for st in order]
+        while pending:
+            pending[0].wait(1.0)
+            for job in [j for j in pending if j.ready()]:
+                pending.remove(job)
+                job.get()  # raises a stage's error here
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+#: how long a kind of stage takes next to a taonet fit (for the order of fitting only; measured on the demo survey)
+_RELATIVE_COST = {("seed-cnn", "image"): 2.5, ("seed-cnn", "object"): 2.0, ("lc-rf", "object"): 0.1}
+
+#: the stage name a worker's epoch lines carry, set for each stage it fits
+_WORKER_LOG: dict[str, Any] = {}
+
+
+def _start_worker(threads: int, epoch_lines: bool) -> None:
+    """Set up a worker process of :func:`_fit_stages`: its thread count, its log lines; Ctrl-C is the parent's to handle."""
+    import logging
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    if epoch_lines:
+        handler = logging.StreamHandler()
+        logger = logging.getLogger("deeptao")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        _WORKER_LOG["handler"] = handler
+
+
+def _fit_stage_in_worker(stage: _Stage, cache_path: str, opts: ReplicateOptions) -> None:
+    import logging
+
+    from deeptao.data.cache import open_cache
+    from deeptao.data.tasks import select_task
+
+    handler = _WORKER_LOG.get("handler")
+    if handler is not None:
+        handler.setFormatter(logging.Formatter(f"[%(asctime)s] {stage.folder.name}: %(message)s", datefmt="%H:%M:%S"))
+    cache = open_cache(cache_path)
+    _fit_stage(stage, cache, select_task(stage.task_name, cache.labels_array()), opts, in_worker=True)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads and put the caller's count back after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_stage(stage: _Stage, cache: Any, task: Any, opts: ReplicateOptions, *, in_worker: bool = False) -> None:
+    """Fit one model under one split protocol and seed; its predictions on test go to ``stage.folder``.
+
+    With ``stage.early_nights`` (object split), the test objects are also scored cut
+    to their first k nights for each k (0: all), into ``early_predictions.parquet``.
+    A forest's ``n_jobs`` (which changes none of its results) is 1 in a worker process.
+    """
+    from deeptao.evaluation import make_predictions
+    from deeptao.models import create_model
+
+    model, mode, seed, folder = stage.model, stage.mode, stage.seed, stage.folder
     t = time.perf_counter()
-    estimator = create_model(model, **_model_kwargs(model, opts))
+    kwargs = _model_kwargs(model, opts)
+    if in_worker and "n_jobs" in create_model(model).get_params():
+        # a worker is a daemon process: joblib runs it on one thread and warns at any other count
+        kwargs["n_jobs"] = 1
+    estimator = create_model(model, **kwargs)
     object_ids = cache.objects["object_id"].to_numpy()
     y_all = np.full(len(cache), -1, dtype=np.int64)
     y_all[task.rows] = task.y
-    frames = []
-    common = dict(model=model, split=mode, task=task_name, seed=seed)
+    common = dict(model=model, split=mode, task=stage.task_name, seed=seed)
     if mode == "object":
         from deeptao.experiment import fit_on_split, test_predictions
 
-        part = object_split[task.rows]
-        _log(f"{stage.name}: fitting on {int((part == 'train').sum())} objects (validation {int((part == 'val').sum())}, test {int((part == 'test').sum())} held out)")
-        test = fit_on_split(estimator, cache, task, object_split, seed=seed, workdir=stage)["test"]
+        part = stage.object_split[task.rows]
+        _log(f"{folder.name}: fitting on {int((part == 'train').sum())} objects (validation {int((part == 'val').sum())}, test {int((part == 'test').sum())} held out)")
+        test = fit_on_split(estimator, cache, task, stage.object_split, seed=seed, workdir=folder)["test"]
         frame = test_predictions(estimator, cache, task, test, **common)
-        frames.append(frame)
-        if early_nights:
+        if stage.early_nights:
             proba = frame.loc[frame["level"] == "object", [f"prob_{c}" for c in estimator.classes_]].to_numpy()
-            _early_stage(cache, estimator, test, object_ids[test], y_all[test], proba, early_nights, common, stage)
+            _early_stage(cache, estimator, test, object_ids[test], y_all[test], proba, stage.early_nights, common, folder)
     else:
         owner = cache.images["object"].to_numpy()
         in_task = y_all[owner] >= 0
-        rows = {name: np.flatnonzero(in_task & (image_split == name)) for name in ("train", "val", "test")}
-        _log(f"{stage.name}: fitting on {len(rows['train'])} random images (leaky protocol; test {len(rows['test'])} images)")
-        estimator.fit_images(cache, rows["train"], y_all[owner[rows["train"]]], classes=task.classes, val_image_rows=rows["val"], y_val=y_all[owner[rows["val"]]], seed=seed, workdir=stage)
+        rows = {name: np.flatnonzero(in_task & (stage.image_split == name)) for name in ("train", "val", "test")}
+        _log(f"{folder.name}: fitting on {len(rows['train'])} random images (leaky protocol; test {len(rows['test'])} images)")
+        estimator.fit_images(cache, rows["train"], y_all[owner[rows["train"]]], classes=task.classes, val_image_rows=rows["val"], y_val=y_all[owner[rows["val"]]], seed=seed, workdir=folder)
         test = rows["test"]
         proba = estimator.predict_image_proba(cache, test)
         items = [f"{object_ids[o]}#{r}" for o, r in zip(owner[test], test, strict=True)]
-        frames.append(make_predictions(level="image", items=items, y_true=y_all[owner[test]], proba=proba, classes=estimator.classes_, **common))
+        frame = make_predictions(level="image", items=items, y_true=y_all[owner[test]], proba=proba, classes=estimator.classes_, **common)
     if hasattr(estimator, "save"):
-        estimator.save(stage / f"model{estimator.file_suffix}")
-    frame = pd.concat(frames, ignore_index=True)
-    tmp = stage / "predictions.parquet.tmp"
+        estimator.save(folder / f"model{estimator.file_suffix}")
+    tmp = folder / (PREDICTIONS_FILE + ".tmp")
     frame.to_parquet(tmp, index=False)
-    os.replace(tmp, done)
-    _log(f"{stage.name}: done in {time.perf_counter() - t:.0f} s")
-    return frame
+    os.replace(tmp, folder / PREDICTIONS_FILE)
+    _log(f"{folder.name}: done in {time.perf_counter() - t:.0f} s")
 
 
 #: what a model stage was made with, beside its predictions
 STAGE_SETTINGS_FILE = "stage.json"
+#: a model stage's predictions on its test part, written last
+PREDICTIONS_FILE = "predictions.parquet"
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -318,17 +451,7 @@ def _digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _stage_settings(
-    cache: Any,
-    task: Any,
-    opts: ReplicateOptions,
-    model: str,
-    mode: str,
-    seed: int,
-    object_split: np.ndarray,
-    image_split: np.ndarray | None,
-    early_nights: tuple[int, ...],
-) -> dict[str, Any]:
+def _stage_settings(cache: Any, task: Any, opts: ReplicateOptions, stage: _Stage, threads: int) -> dict[str, Any]:
     """Everything a model stage's predictions depend on, as JSON: a stage is reused only when all of it is unchanged.
 
     The cache enters through :attr:`~deeptao.data.cache.PreparedCache.content_id`,
@@ -337,19 +460,21 @@ def _stage_settings(
     """
     from deeptao import __version__
 
-    split = object_split if mode == "object" else image_split
+    split = stage.object_split if stage.mode == "object" else stage.image_split
     settings = {
         "deeptao_version": __version__,
-        "model": model,
-        "model_params": _model_kwargs(model, opts),
+        "model": stage.model,
+        "model_params": _model_kwargs(stage.model, opts),
         "task": [str(c) for c in task.classes],
         "task_objects": _digest(task.rows, task.y),
-        "split": mode,
+        "split": stage.mode,
         "split_digest": _digest(np.asarray(split)) if split is not None else None,
-        "seed": seed,
-        "early_nights": list(early_nights),
+        "seed": stage.seed,
+        "early_nights": list(stage.early_nights),
         "cache": cache.content_id,
     }
+    if stage.model in (*_NETWORKS, "taonet+rf"):
+        settings["threads"] = threads  # float32 sums depend on it, and with them a network's scores
     return json.loads(json.dumps(settings))  # as it reads back from the file
 
 
