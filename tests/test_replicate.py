@@ -213,9 +213,9 @@ def test_stages_fitted_in_worker_processes_predict_as_those_fitted_here(tmp_path
         objects_per_class=3, survey_seed=5, max_epochs=1, workers=1, seeds=1, tasks=("6class",),
         models=("taonet", "lc-rf"), split="object", early_nights=(1, 0),
     )  # fmt: skip
-    monkeypatch.setattr(rep, "_cpus", lambda: 1)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 1)
     replicate(tmp_path / "here", ReplicateOptions(**{**opts.__dict__, "jobs": 1}))
-    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 2)
     replicate(tmp_path / "workers", ReplicateOptions(**{**opts.__dict__, "jobs": 2}))
     for name in ("predictions.parquet", "early_predictions.parquet"):
         here, there = (pd.read_parquet(tmp_path / run / name) for run in ("here", "workers"))
@@ -228,11 +228,11 @@ def test_stages_fitted_in_worker_processes_predict_as_those_fitted_here(tmp_path
 def test_threads_per_stage_share_the_cpus_and_record_on_network_stages_only(tmp_path, monkeypatch):
     import deeptao.replicate as rep
 
-    monkeypatch.setattr(rep, "_cpus", lambda: 16)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 16)
     assert rep._threads_per_stage(ReplicateOptions()) == 4  # at most 4 stages at once by default
     assert rep._threads_per_stage(ReplicateOptions(jobs=3)) == 5
     assert rep._threads_per_stage(ReplicateOptions(jobs=32)) == 1
-    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 2)
     assert rep._threads_per_stage(ReplicateOptions()) == 1
     assert rep._threads_per_stage(ReplicateOptions(jobs=1)) == 2
 
@@ -244,10 +244,10 @@ def test_a_stage_fitted_with_other_threads_is_fitted_again_and_a_forest_is_not(t
         objects_per_class=3, survey_seed=5, max_epochs=1, workers=1, seeds=1, tasks=("6class",),
         models=("taonet", "lc-rf"), split="object", early_nights=(0,), jobs=1,
     )  # fmt: skip
-    monkeypatch.setattr(rep, "_cpus", lambda: 1)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 1)
     replicate(tmp_path, opts)
     capsys.readouterr()
-    monkeypatch.setattr(rep, "_cpus", lambda: 2)
+    monkeypatch.setattr(rep, "_thread_budget", lambda: 2)
     replicate(tmp_path, opts)
     out = capsys.readouterr().out
     assert "taonet-object-seed0: changed threads; fitting it again" in out

@@ -13,7 +13,7 @@ fitted again):
    leakage;
 4. per task, model, split protocol and seed, a fit on train (validation
    steering model selection) and predictions on test, in ``RUN/models/<stage>/``;
-   several stages at once (``jobs``), each in a worker process with its share of the CPUs;
+   several stages at once (``jobs``), each in a worker process with its share of torch's threads;
 5. the scores (mean ± std over seeds and a bootstrap interval), figures and
    ``report.md``.
 
@@ -68,7 +68,7 @@ class ReplicateOptions:
     objects_per_class: int = option("demo survey: objects per class", default=DEMO_SURVEY["objects_per_class"])
     survey_seed: int = option("demo survey: simulation seed", default=DEMO_SURVEY["seed"])
     workers: int | None = option("processes for simulate, prepare and features (default: all CPUs)", default=None)
-    jobs: int | None = option("model stages fitted at once, each in a process of its own with an equal share of the CPUs (default: one per CPU, at most 4; 1 fits them one after another in this process)", default=None)
+    jobs: int | None = option("model stages fitted at once, each in a process of its own with an equal share of torch's threads (default: one per core, at most 4; 1 fits them one after another in this process)", default=None)
     early_nights: tuple[int, ...] = option("early classification: also score the 6-class test objects cut to their first k nights, for each k (0: all nights)", default=(1, 2, 4, 8, 16, 0))
 
 
@@ -252,29 +252,28 @@ class _Stage:
     early_nights: tuple[int, ...] = ()
 
 
-def _cpus() -> int:
-    """The CPUs this process may run on (its affinity where the OS says, else the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS and Windows
-        return os.cpu_count() or 1
+def _thread_budget() -> int:
+    """The threads the stages share: torch's own count (the physical cores, or ``OMP_NUM_THREADS``)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _jobs(opts: ReplicateOptions) -> int:
-    return opts.jobs if opts.jobs else min(_MAX_DEFAULT_JOBS, _cpus())
+    return opts.jobs if opts.jobs else min(_MAX_DEFAULT_JOBS, _thread_budget())
 
 
 def _threads_per_stage(opts: ReplicateOptions) -> int:
-    """torch threads of each stage: the CPUs shared equally among the stages fitted at once.
+    """torch threads of each stage: :func:`_thread_budget` shared equally among the stages fitted at once.
 
     It depends on the options and the machine only, never on how many stages are
     left, so a resumed run fits its remaining stages as an uninterrupted one
     would have (float32 sums, and so a network's scores, depend on the thread count).
     """
-    return max(1, _cpus() // _jobs(opts))
+    return max(1, _thread_budget() // _jobs(opts))
 
 
-#: the default number of stages fitted at once, whatever the number of CPUs: each holds
+#: the default number of stages fitted at once, whatever the number of cores: each holds
 #: its own copy of the model's inputs, and small networks gain little from more threads
 _MAX_DEFAULT_JOBS = 4
 
