@@ -80,7 +80,13 @@ def _log(message: str) -> None:
 
 
 def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = None, *, command: str = "") -> Path:
-    """Run the whole study into ``out`` and return the path of ``report.md``."""
+    """Run the whole study into ``out`` and return the path of ``report.md``.
+
+    With more than one job (the default on a machine with several cores) the
+    model stages are fitted in worker processes started afresh ("spawn"), which
+    import the calling script again: from a script, call this under
+    ``if __name__ == "__main__":``, or pass ``jobs=1``.
+    """
     from deeptao.data.cache import open_cache, prepare
     from deeptao.data.splits import split_cache, write_split
     from deeptao.data.tasks import select_task
