@@ -223,6 +223,7 @@ def test_stages_fitted_in_worker_processes_predict_as_those_fitted_here(tmp_path
         pd.testing.assert_frame_equal(here, there, check_exact=True)
     stage = tmp_path / "workers" / "models" / "taonet-object-seed0"
     assert json.loads((stage / "stage.json").read_text())["threads"] == 1
+    assert "model stages fitted 2 at a time, each network on 1 torch thread (scores depend on it)" in (tmp_path / "workers" / "report.md").read_text()
 
 
 def test_threads_per_stage_share_the_cpus_and_record_on_network_stages_only(tmp_path, monkeypatch):

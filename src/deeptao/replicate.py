@@ -164,6 +164,7 @@ def replicate(out: str | os.PathLike[str], options: ReplicateOptions | None = No
         split_sizes=split_sizes,
         seeds=list(range(opts.seeds)),
         notes=[f"total wall time {time.perf_counter() - started:.0f} s on this machine"]
+        + [f"model stages fitted {_jobs(opts)} at a time, each network on {threads} torch thread{'s' * (threads > 1)} (scores depend on it)"]
         + ([f"demo survey: {opts.objects_per_class} objects per class, simulation seed {opts.survey_seed}"] if simulated else []),
     )
     context.save(out / "context.json")
