@@ -347,7 +347,7 @@ def _fit_stages(stages: list[_Stage], cache: Any, tasks: dict[str, Any], opts: R
 #: how long a kind of stage takes next to a taonet fit (for the order of fitting only; measured on the demo survey)
 _RELATIVE_COST = {("seed-cnn", "image"): 2.5, ("seed-cnn", "object"): 2.0, ("lc-rf", "object"): 0.1}
 
-#: the stage name a worker's epoch lines carry, set for each stage it fits
+#: in a worker process only: the handler of its epoch lines, whose format names the stage being fitted
 _WORKER_LOG: dict[str, Any] = {}
 
 
