@@ -72,7 +72,8 @@ class ReplicateOptions:
     early_nights: tuple[int, ...] = option("early classification: also score the 6-class test objects cut to their first k nights, for each k (0: all nights)", default=(1, 2, 4, 8, 16, 0))
 
 
-_NETWORKS = ("seed-cnn", "taonet", "taonet-lc")
+#: the models with a torch network in them: the network limits reach them, and their scores depend on the thread count
+_WITH_NETWORK = ("seed-cnn", "taonet", "taonet-lc", "taonet+rf")
 
 
 def _log(message: str) -> None:
@@ -221,7 +222,7 @@ def _demo_survey(folder: Path, opts: ReplicateOptions) -> Path:
 
 def _model_kwargs(model: str, opts: ReplicateOptions) -> dict[str, Any]:
     """The network limits of ``opts`` as parameters of ``model`` (of its network, for taonet+rf)."""
-    if model not in (*_NETWORKS, "taonet+rf"):
+    if model not in _WITH_NETWORK:
         return {}
     kw: dict[str, Any] = {"max_epochs": opts.max_epochs, "max_objects": opts.max_objects, "precision": opts.precision}
     if opts.max_minutes:
@@ -479,7 +480,7 @@ def _stage_settings(cache: Any, task: Any, opts: ReplicateOptions, stage: _Stage
         "early_nights": list(stage.early_nights),
         "cache": cache.content_id,
     }
-    if stage.model in (*_NETWORKS, "taonet+rf"):
+    if stage.model in _WITH_NETWORK:
         settings["threads"] = threads  # float32 sums depend on it, and with them a network's scores
     return json.loads(json.dumps(settings))  # as it reads back from the file
 
