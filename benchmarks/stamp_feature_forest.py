@@ -25,9 +25,13 @@ check that they carry something the forest's own features do not), and
 prints each forest's validation log-loss. With ``--intra-night`` as well, a
 fourth forest adds the five intra-night features of
 :mod:`deeptao.data.intra_night_features` (what changes within a night's
-visit, which the nightly co-adds and bins average away).
+visit, which the nightly co-adds and bins average away). With ``--event`` as
+well, a further forest adds the six event features of
+:mod:`deeptao.data.event_features` to the stamp and variability features
+(how often the object brightens, how fast its brightest event rises and
+fades).
 
-    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability [--intra-night]]
+    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability [--intra-night] [--event]]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 from saved_proba import saved_fits
 from sklearn.metrics import f1_score, log_loss
 
+from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_features
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_features
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_features
@@ -71,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, default=None, help="simulation_truth.csv of the simulated survey: OTHER recall per kind")
     parser.add_argument("--variability", action="store_true", help="also fit a forest with the variability features after the stamp's")
     parser.add_argument("--intra-night", action="store_true", help="with --variability: a fourth forest, the intra-night features added")
+    parser.add_argument("--event", action="store_true", help="with --variability: a forest with the event features after the variability features")
     args = parser.parse_args(argv)
-    if args.intra_night and not args.variability:
-        parser.error("--intra-night needs --variability")
+    if (args.intra_night or args.event) and not args.variability:
+        parser.error("--intra-night and --event need --variability")
 
     from deeptao.data.cache import open_cache
     from deeptao.data.representation import SequenceSettings, open_sequences
@@ -94,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         variability = np.array([variability_features(obj) for obj in objects])
     if args.intra_night:
         intra = np.array([intra_night_features(obj) for obj in objects])
+    if args.event:
+        event = event_feature_matrix(objects)
     del objects
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds = _other_kinds(args.truth, cache) if args.truth else None
@@ -120,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         every = np.column_stack([stamp, variability, intra])
         names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + INTRA_NIGHT_FEATURE_NAMES
         forests.append(("lc-rf + stamp + var + intra-night", lambda: StampForest(every, names)))
+    if args.event:
+        with_event = np.column_stack([stamp, variability, event])
+        names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + EVENT_FEATURE_NAMES
+        forests.append(("lc-rf + stamp + var + event", lambda: StampForest(with_event, names)))
 
     scores: dict[str, list[np.ndarray]] = {}
     importances: list[dict[str, float]] = []

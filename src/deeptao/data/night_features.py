@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
 from deeptao.data.representation import ObjectNights
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
@@ -46,4 +47,6 @@ NIGHT_FEATURE_BLOCKS = (
                       variability_feature_matrix, "deeptao.data.variability_features.variability_features"),
     NightFeatureBlock("intra_night_features", "intra-night features", INTRA_NIGHT_FEATURE_NAMES,
                       intra_night_feature_matrix, "deeptao.data.intra_night_features.intra_night_features"),
+    NightFeatureBlock("event_features", "event features", EVENT_FEATURE_NAMES, event_feature_matrix,
+                      "deeptao.data.event_features.event_features"),
 )  # fmt: skip

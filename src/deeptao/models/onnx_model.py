@@ -149,7 +149,7 @@ class OnnxClassifier:
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        """The card's features of each object: light-curve, stamp, variability and intra-night features, in the card's order."""
+        """The card's features of each object, in its order: light-curve features, then the blocks measured on the nights."""
         from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
         from deeptao.data.representation import SequenceSettings, object_nights
         from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, features_from_arrays

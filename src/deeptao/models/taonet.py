@@ -274,6 +274,10 @@ class TaoNetClassifier(TorchClassifier):
         Fuse the five features of :mod:`deeptao.data.intra_night_features`
         (how the exposures of one night differ: a fading flare, a pulsating
         star) after the variability features.
+    event_features : bool, default=False
+        Fuse the six features of :mod:`deeptao.data.event_features` (how
+        often the object brightens, how fast its brightest event rises and
+        fades, its level out of the event) after those.
     max_epochs : int, default=20
     batch_size : int or None, default=None
         Objects per training batch; None sizes it to the data: a fortieth of
@@ -298,7 +302,9 @@ class TaoNetClassifier(TorchClassifier):
     uses_features = False
     _batch_size_from_data = True
     # files saved before these options existed had neither feature block
-    _defaults_before_recorded = {"stamp_features": False, "variability_features": False, "intra_night_features": False}
+    _defaults_before_recorded = {
+        "stamp_features": False, "variability_features": False, "intra_night_features": False, "event_features": False,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -314,6 +320,7 @@ class TaoNetClassifier(TorchClassifier):
         stamp_features: bool = True,
         variability_features: bool = True,
         intra_night_features: bool = False,
+        event_features: bool = False,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
@@ -339,6 +346,7 @@ class TaoNetClassifier(TorchClassifier):
         self.stamp_features = stamp_features
         self.variability_features = variability_features
         self.intra_night_features = intra_night_features
+        self.event_features = event_features
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -383,7 +391,7 @@ class TaoNetClassifier(TorchClassifier):
     # ------------------------------------------------------------------ features (taonet-lc)
 
     def _nights_features(self, objects: Iterable[ObjectNights]) -> np.ndarray | None:
-        """The features measured on the representation itself (stamp, variability, intra-night); None if it takes none."""
+        """The features measured on the representation itself (the blocks its parameters switch on); None if it takes none."""
         blocks = self._night_feature_blocks()
         if not blocks:
             return None
