@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = _other_kinds(args.truth, cache) if args.truth else None
     found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]
 
+    # Every forest here is left uncalibrated: a temperature does not move its argmax (macro F1), and lc-rf's
+    # calibration by nights recomputes features from the images, which would not carry the extra columns.
     class StampForest(LightCurveForest):  # lc-rf, its features followed by the stamp's (and the variability features)
         def __init__(self, extra: np.ndarray = stamp, extra_names: tuple[str, ...] = STAMP_FEATURE_NAMES, **kw):
-            super().__init__(**kw)
+            super().__init__(**{"calibrate": False, **kw})
             self.extra, self.extra_names = extra, extra_names
 
         def cache_features(self, cache, rows):
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             self.feature_names_ = [*self.feature_names_, *self.extra_names]
             return self
 
-    forests = [("lc-rf", lambda: create_model("lc-rf")), ("lc-rf + stamp", StampForest)]
+    forests = [("lc-rf", lambda: create_model("lc-rf", calibrate=False)), ("lc-rf + stamp", StampForest)]
     if args.variability:
         both = np.column_stack([stamp, variability])
         forests.append(("lc-rf + stamp + variability", lambda: StampForest(both, STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES)))
