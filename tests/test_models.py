@@ -274,12 +274,16 @@ def test_save_load_round_trip_and_arrays_match_cache(name, tmp_path, blob, fitte
 
 @pytest.mark.parametrize(
     ("absent", "kept"),
-    [(("stamp_features", "variability_features"), ()), (("variability_features",), ("stamp_features",))],
-    ids=["before-stamp-features", "before-variability-features"],
+    [
+        (("stamp_features", "variability_features", "event_features"), ()),
+        (("variability_features", "event_features"), ("stamp_features",)),
+        (("event_features",), ("stamp_features", "variability_features")),
+    ],
+    ids=["before-stamp-features", "before-variability-features", "before-event-features"],
 )
 def test_a_taonet_file_saved_before_a_feature_block_loads_without_it(tmp_path, blob, absent, kept):
     cache, y = blob
-    params = {name: name in kept for name in ("stamp_features", "variability_features")}
+    params = {name: name in kept for name in ("stamp_features", "variability_features", "event_features")}
     model = create_model("taonet", max_epochs=1, progress=False, views=1, **params)
     model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
     path = model.save(tmp_path / "model.pt")
@@ -293,10 +297,11 @@ def test_a_taonet_file_saved_before_a_feature_block_loads_without_it(tmp_path, b
     np.testing.assert_array_equal(loaded.predict_proba(cache, rows), model.predict_proba(cache, rows))
 
 
-def test_stamp_and_variability_features_are_measured_on_the_nights_given_to_early_classification(blob):
+def test_the_feature_blocks_are_measured_on_the_nights_given_to_early_classification(blob):
     cache, y = blob
     model = create_model("taonet", max_epochs=1, progress=False, views=1)
-    assert model.stamp_features and model.variability_features  # the defaults
+    assert model.stamp_features and model.variability_features and model.event_features  # the defaults
+    assert not create_model("taonet-lc").event_features  # validation did not favour them there
     model.fit(cache, np.arange(len(y)), y, classes=CLASSES2, seed=0)
     from deeptao.data.representation import open_sequences
 
@@ -306,7 +311,7 @@ def test_stamp_and_variability_features_are_measured_on_the_nights_given_to_earl
     np.testing.assert_allclose(model.predict_proba_nights(objects), model.predict_proba(cache, rows), rtol=1e-5, atol=1e-6)
     early = [obj.first_nights(2) for obj in objects]
     assert not np.allclose(model.predict_proba_nights(early), model.predict_proba(cache, rows))
-    with pytest.raises(ValueError, match=f"takes {12 + 5} features per object"):
+    with pytest.raises(ValueError, match=f"takes {12 + 5 + 6} features per object"):
         model._predict_nights(iter(objects), None, len(objects))
 
 

@@ -40,6 +40,13 @@ reference itself. The parts, and why:
   it on a thousand objects. On ten splits they raised validation macro F1
   by 0.010 (6 of 10 splits) and lowered validation log-loss by 0.025 (9 of
   10); AGN and blazars gained most on test.
+- **Event features** (``event_features=True``, taonet's default since
+  2026-12-07; taonet-lc leaves them off): six numbers of
+  :mod:`deeptao.data.event_features` on the brightest event (how often the
+  object brightens, how fast the event rises and fades, how long it lasts,
+  the level out of it), after the variability features. On ten splits they
+  raised taonet's validation macro F1 by 0.016 and lowered its validation
+  log-loss by 0.017 (each on 6 of 10 splits); SN, BZ and OTHER gained on test.
 - **Rotation invariance**: training draws one of the eight flips/rotations per
   object; prediction averages the probabilities of all eight (as the ALeRCE
   stamp classifier does).
@@ -274,10 +281,11 @@ class TaoNetClassifier(TorchClassifier):
         Fuse the five features of :mod:`deeptao.data.intra_night_features`
         (how the exposures of one night differ: a fading flare, a pulsating
         star) after the variability features.
-    event_features : bool, default=False
+    event_features : bool, default=True
         Fuse the six features of :mod:`deeptao.data.event_features` (how
         often the object brightens, how fast its brightest event rises and
-        fades, its level out of the event) after those.
+        fades, its level out of the event) after those. taonet-lc's default
+        is False.
     max_epochs : int, default=20
     batch_size : int or None, default=None
         Objects per training batch; None sizes it to the data: a fortieth of
@@ -320,7 +328,7 @@ class TaoNetClassifier(TorchClassifier):
         stamp_features: bool = True,
         variability_features: bool = True,
         intra_night_features: bool = False,
-        event_features: bool = False,
+        event_features: bool = True,
         max_epochs: int = 20,
         batch_size: int | None = None,
         eval_batch_size: int = 64,
