@@ -81,7 +81,7 @@ class TaoNetLCClassifier(TaoNetClassifier):
 
         table = compute_features(cache)
         lc = table[list(_feature_names())].to_numpy(np.float64)[np.asarray(rows, dtype=np.int64)]
-        own = super()._cache_features(cache, rows)  # stamp and variability features, if taken
+        own = super()._cache_features(cache, rows)  # the blocks measured on the nights, if any
         return lc if own is None else np.column_stack([lc, own])
 
     def _array_features(self, sources: list[tuple[np.ndarray, ...]]) -> np.ndarray:
