@@ -124,6 +124,22 @@ def test_first_nights_rebuild_the_reference_from_those_nights_alone():
             obj.night_range(*bad)
 
 
+def test_the_light_curve_keeps_the_nights_with_a_usable_measurement():
+    rng = np.random.default_rng(4)
+    obj = object_nights(*order_exposures(*_star_sequence(rng, np.full(6, 300.0))))
+    flux, noise, _ = obj.aperture_photometry()
+    mjd, lc_flux, lc_noise = obj.light_curve()
+    np.testing.assert_array_equal(mjd, obj.mjd)
+    np.testing.assert_array_equal(lc_flux, flux)
+    np.testing.assert_array_equal(lc_noise, noise)
+    obj.night_noise[1] = 0.0  # a night without a noise estimate, and one with no finite pixels
+    obj.coadd[3] = np.nan
+    mjd, lc_flux, lc_noise = obj.light_curve()
+    np.testing.assert_array_equal(mjd, obj.mjd[[0, 2, 4, 5]])
+    np.testing.assert_array_equal(lc_flux, flux[[0, 2, 4, 5]])
+    assert (lc_noise > 0).all()
+
+
 @pytest.mark.parametrize("crop", [7, 9, 66, "32"])
 def test_bad_settings_are_refused(crop):
     with pytest.raises(ValueError, match="crop"):

@@ -8,8 +8,8 @@ distribution of the magnitudes, and the variability features
 (:mod:`deeptao.data.variability_features`) the timescale of the changes over
 the whole history; neither says what the one event looked like. On a
 simulated survey the forest on light-curve, stamp and variability features
-confused one clean supernova in five with a cataclysmic variable, and the
-reverse one in seven.
+called 40 of 213 plainly drawn supernovae cataclysmic variables (27 with
+these features as well).
 
 Computed from the same forced photometry as the variability features
 (:meth:`deeptao.data.representation.ObjectNights.aperture_photometry`, the
@@ -71,9 +71,7 @@ def event_features(nights: ObjectNights, aperture: float = SequenceSettings.aper
     representation keeps them.
     """
     out = np.full(len(EVENT_FEATURE_NAMES), np.nan)
-    flux, noise, _ = nights.aperture_photometry(aperture)
-    usable = np.isfinite(flux) & np.isfinite(noise) & (noise > 0)
-    flux, noise, mjd = flux[usable], noise[usable], np.asarray(nights.mjd, dtype=np.float64)[usable]
+    mjd, flux, noise = nights.light_curve(aperture)
     if len(flux) < 3:
         return out
     excess = flux - np.median(flux)

@@ -221,6 +221,12 @@ class ObjectNights:
         flux_noise = _aperture_noise(self.coadd.shape[-1], aperture) * self.night_noise.astype(np.float64)
         return flux, flux_noise, float((self.reference * ap).sum())
 
+    def light_curve(self, aperture: float = SequenceSettings.aperture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`aperture_photometry` as a light curve: ``(mjd, flux, noise)`` of the nights with a finite flux and a positive noise, float64."""
+        flux, noise, _ = self.aperture_photometry(aperture)
+        usable = np.isfinite(flux) & np.isfinite(noise) & (noise > 0)
+        return np.asarray(self.mjd, dtype=np.float64)[usable], flux[usable], noise[usable]
+
     def scalars(self, aperture: float = SequenceSettings.aperture) -> np.ndarray:
         """Per-night scalars (:data:`SCALAR_NAMES`), float32 (n_nights, 5)."""
         flux, flux_noise, reference_flux = self.aperture_photometry(aperture)

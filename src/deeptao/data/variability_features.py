@@ -52,9 +52,7 @@ def variability_features(nights: ObjectNights, aperture: float = SequenceSetting
     ``aperture`` is the photometry radius the representation was built with (:class:`SequenceSettings`).
     """
     out = np.full(len(VARIABILITY_FEATURE_NAMES), np.nan)
-    flux, noise, _ = nights.aperture_photometry(aperture)
-    ok = np.isfinite(flux) & np.isfinite(noise) & (noise > 0)
-    flux, noise, mjd = flux[ok], noise[ok], np.asarray(nights.mjd, dtype=np.float64)[ok]
+    mjd, flux, noise = nights.light_curve(aperture)
     if len(flux) < 2:
         return out
     z = (flux - np.median(flux)) / noise
