@@ -5,31 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeptao.data.datasets import dihedral
 from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix, event_features
-from deeptao.data.representation import ObjectNights, _reference
+from deeptao.data.representation import ObjectNights
+from tests._nights import CROP, MJD, SEASONS, central_source, rescaled, turned
 
-CROP = 12
 INDEX = {name: k for k, name in enumerate(EVENT_FEATURE_NAMES)}
-# the survey's pattern: seasons of ~6 months with a night every ~10 days, for 8 years
-SEASONS = [53500.0 + 365.25 * year + np.arange(0.0, 180.0, 10.0) for year in range(8)]
-MJD = np.concatenate(SEASONS)
 QUIET = 300.0  # a source far above the noise out of its events
 
 
-def _point() -> np.ndarray:
-    c = (CROP - 1) / 2
-    yy, xx = np.mgrid[:CROP, :CROP] - c
-    g = np.exp(-(yy**2 + xx**2) / (2 * 0.8**2))
-    return g / g.sum()
-
-
-def _object(flux: np.ndarray, seed: int = 0, mjd: np.ndarray = MJD, noise: float = 1.0) -> ObjectNights:
-    """Nightly co-adds of a central source with the given flux per night, pixel noise ``noise``."""
-    rng = np.random.default_rng(seed)
-    n = len(mjd)
-    coadd = (flux[:, None, None] * _point() + rng.normal(0.0, noise, (n, CROP, CROP))).astype(np.float32)
-    return ObjectNights(coadd, _reference(coadd), mjd, np.full(n, noise, np.float32), np.full(n, 4), 10.0)
+def _object(flux: np.ndarray, seed: int = 0, mjd: np.ndarray = MJD) -> ObjectNights:
+    return central_source(flux, np.random.default_rng(seed), mjd)
 
 
 def _event(mjd: np.ndarray, start: float, rise_days: float, fade_mag_per_day: float, peak: float) -> np.ndarray:
@@ -74,10 +59,8 @@ def test_the_features_do_not_depend_on_orientation_or_on_the_scale_of_the_noise(
     obj = _object(QUIET + _event(MJD, SEASONS[3][3], 15.0, 0.05, 3000.0), seed=4)
     plain = event_features(obj)
     for code in range(1, 8):
-        turned = ObjectNights(dihedral(obj.coadd, code), dihedral(obj.reference, code), obj.mjd, obj.night_noise, obj.exposures, obj.noise)
-        np.testing.assert_allclose(event_features(turned), plain, rtol=1e-9, atol=1e-12, err_msg=f"code {code}")
-    doubled = ObjectNights(obj.coadd * 2, obj.reference * 2, obj.mjd, obj.night_noise * 2, obj.exposures, obj.noise)
-    np.testing.assert_allclose(event_features(doubled), plain, rtol=1e-6)
+        np.testing.assert_allclose(event_features(turned(obj, code)), plain, rtol=1e-9, atol=1e-12, err_msg=f"code {code}")
+    np.testing.assert_allclose(event_features(rescaled(obj, 2)), plain, rtol=1e-6)
 
 
 def test_undefined_features_are_nan():

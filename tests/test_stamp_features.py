@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeptao.data.datasets import dihedral
 from deeptao.data.representation import ObjectNights, _reference
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix, stamp_features
+from tests._nights import turned
 
 CROP = 12
 INDEX = {name: k for k, name in enumerate(STAMP_FEATURE_NAMES)}
@@ -41,8 +41,7 @@ def test_every_feature_is_the_same_under_the_eight_flips_and_rotations():
     plain = stamp_features(obj)
     assert np.isfinite(plain).all()
     for code in range(1, 8):
-        turned = ObjectNights(dihedral(obj.coadd, code), dihedral(obj.reference, code), obj.mjd, obj.night_noise, obj.exposures, obj.noise)
-        np.testing.assert_allclose(stamp_features(turned), plain, rtol=1e-6, atol=1e-9, err_msg=f"code {code}")
+        np.testing.assert_allclose(stamp_features(turned(obj, code)), plain, rtol=1e-6, atol=1e-9, err_msg=f"code {code}")
 
 
 def test_a_moving_star_shows_its_motion_and_a_steady_star_none():
