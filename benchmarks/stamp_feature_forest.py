@@ -18,7 +18,10 @@ forest (with ``--variability``, the forest that has those features too) at a
 weight chosen on validation log-loss (the rule of ``taonet+rf``).
 With ``--truth`` (a simulated survey's ``simulation_truth.csv``) it also counts,
 for each kind of OTHER the simulator drew, how many test objects each model
-called OTHER, pooled over the splits. The truth is only read for this count.
+called OTHER, pooled over the splits, and prints each forest's confusion
+matrix on the plainly drawn test objects (not made to
+look like another class, not faint, not given another class's label). The
+truth is only read for these counts.
 With ``--variability`` it also fits a third forest with the five variability
 features of :mod:`deeptao.data.variability_features` after the stamp's (the
 check that they carry something the forest's own features do not), and
@@ -42,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from saved_proba import saved_fits
-from sklearn.metrics import f1_score, log_loss
+from sklearn.metrics import confusion_matrix, f1_score, log_loss
 
 from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_features
@@ -55,17 +58,24 @@ def _macro_f1(y: np.ndarray, proba: np.ndarray, per_class: bool = False) -> np.n
     return scores if per_class else float(scores.mean())
 
 
-def _other_kinds(truth_path: Path, cache) -> np.ndarray:
-    """The simulator's kind of each cache object (matched on CRTS id and label); "?" where the truth has none."""
+def _truth(truth_path: Path, cache) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator's kind of each cache object ("?" where the truth has none), and whether it was drawn plainly.
+
+    Matched on CRTS id and label. Plain: not drawn to look like another class
+    (``ambiguous``), not faint, and labelled as what it is (label = physical class).
+    """
     import pandas as pd
 
     try:
-        truth = pd.read_csv(truth_path, usecols=["crts_id", "label", "kind"], dtype=str)
+        truth = pd.read_csv(truth_path, usecols=["crts_id", "label", "kind", "physical_class", "ambiguous", "faint"], dtype=str)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"{truth_path}: not a simulation truth table ({exc})") from None
-    kind_of = dict(zip(zip(truth["crts_id"], truth["label"], strict=True), truth["kind"].fillna("?"), strict=True))
-    objects = cache.objects
-    return np.array([kind_of.get(key, "?") for key in zip(objects["crts_id"].astype(str), objects["label"].astype(str), strict=True)])
+    plain = (truth["ambiguous"] != "True") & (truth["faint"] != "True") & (truth["label"] == truth["physical_class"])
+    keys = list(zip(truth["crts_id"], truth["label"], strict=True))
+    kind_of = dict(zip(keys, truth["kind"].fillna("?"), strict=True))
+    plain_of = dict(zip(keys, plain, strict=True))
+    objects = list(zip(cache.objects["crts_id"].astype(str), cache.objects["label"].astype(str), strict=True))
+    return np.array([kind_of.get(key, "?") for key in objects]), np.array([plain_of.get(key, False) for key in objects])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         event = event_feature_matrix(objects)
     del objects
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
-    kinds = _other_kinds(args.truth, cache) if args.truth else None
+    kinds, plain = _truth(args.truth, cache) if args.truth else (None, None)
     found: dict[tuple[str, str], list[int]] = {}  # (model, kind) -> [called OTHER, objects]
+    plain_confusion: dict[str, np.ndarray] = {}  # model -> confusion of its plain test objects, pooled over splits
 
     # Every forest here is left uncalibrated: a temperature does not move its argmax (macro F1), and lc-rf's
     # calibration by nights recomputes features from the images, which would not carry the extra columns.
@@ -168,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                     tally = found.setdefault((key, kind), [0, 0])
                     tally[0] += int(called)
                     tally[1] += 1
+                mine = plain[te]
+                counts = confusion_matrix(yte[mine], test_p[mine].argmax(axis=1), labels=np.arange(len(task.classes)))
+                plain_confusion[key] = plain_confusion.get(key, 0) + counts
             scores.setdefault(key, []).append(per_class)
             loss = log_loss(yva, val_p, labels=np.arange(val_p.shape[1]))
             print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  val loss {loss:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
@@ -184,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\nOTHER test objects called OTHER, by the simulator's kind (pooled over splits):")
         for kind in sorted({k for _, k in found}, key=lambda k: -found[("lc-rf", k)][1]):
             print(f"  {kind:16s} {found[('lc-rf', kind)][1]:4d} objects: " + ", ".join(f"{m} {found[(m, kind)][0]}" for m in scores if (m, kind) in found))
+        print("\nplain test objects (not look-alikes, not faint, labelled as what they are), pooled over splits:")
+        for name, _ in forests:
+            counts = plain_confusion[name]
+            print(f"{name}: right {np.trace(counts)} of {counts.sum()}; rows true, columns called " + " ".join(f"{c:>6s}" for c in task.classes))
+            for c, row in zip(task.classes, counts, strict=True):
+                print(f"  {c:6s} " + " ".join(f"{v:6d}" for v in row))
     print("\nthe stamp forest's most important features (mean decrease in impurity, mean over splits):")
     print("  " + ", ".join(f"{k} {mean_importance[k]:.3f}" + (" (stamp)" if k in STAMP_FEATURE_NAMES else "") for k in ranked[:12]))
     return 0
