@@ -59,7 +59,7 @@ def _macro_f1(y: np.ndarray, proba: np.ndarray, per_class: bool = False) -> np.n
 
 
 def _truth(truth_path: Path, cache) -> tuple[np.ndarray, np.ndarray]:
-    """The simulator's kind of each cache object ("?" where the truth has none), and whether it was drawn plainly.
+    """The simulator's kind of each cache object, and whether it was drawn plainly; every object must be in the table.
 
     Matched on CRTS id and label. Plain: not drawn to look like another class
     (``ambiguous``), not faint, and labelled as what it is (label = physical class).
@@ -75,7 +75,10 @@ def _truth(truth_path: Path, cache) -> tuple[np.ndarray, np.ndarray]:
     kind_of = dict(zip(keys, truth["kind"].fillna("?"), strict=True))
     plain_of = dict(zip(keys, plain, strict=True))
     objects = list(zip(cache.objects["crts_id"].astype(str), cache.objects["label"].astype(str), strict=True))
-    return np.array([kind_of.get(key, "?") for key in objects]), np.array([plain_of.get(key, False) for key in objects])
+    missing = sum(key not in kind_of for key in objects)
+    if missing:  # another survey's table, or one cut short
+        raise SystemExit(f"{truth_path}: holds no truth for {missing} of the cache's {len(objects)} objects")
+    return np.array([kind_of[key] for key in objects]), np.array([plain_of[key] for key in objects])
 
 
 def main(argv: list[str] | None = None) -> int:
