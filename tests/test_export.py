@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from deeptao.cli import main
+from deeptao.data.drw_features import DRW_FEATURE_NAMES
 from deeptao.data.event_features import EVENT_FEATURE_NAMES
 from deeptao.data.inputs import dihedral
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES
@@ -64,7 +65,8 @@ def run(survey):
     fitted = {}
     for stage, name, params in (
         ("taonet-object-seed0", "taonet", TINY),
-        ("taonet-lc-object-seed0", "taonet-lc", {**TINY, "views": 8, "intra_night_features": True, "event_features": True}),  # every block
+        ("taonet-lc-object-seed0", "taonet-lc", {**TINY, "views": 8, "intra_night_features": True, "event_features": True,
+                                                     "drw_features": True}),  # every block
         ("seed-cnn-object-seed0", "seed-cnn", dict(max_epochs=1, limit_train_batches=2, progress=False, precision="32")),
         ("lc-rf-object-seed0", "lc-rf", dict(n_estimators=20, n_jobs=1)),
     ):
@@ -160,7 +162,8 @@ def test_the_model_card_says_what_the_model_reads_and_learnt(run, exported):
     assert card["representation"]["settings"] == {"crop": 16, "aperture": 3.0, "night_gap": 0.5}
     assert list(card["representation"]["scalars"]) == list(SCALAR_NAMES)
     assert card["representation"]["features"] == [
-        *FEATURE_NAMES, *STAMP_FEATURE_NAMES, *VARIABILITY_FEATURE_NAMES, *INTRA_NIGHT_FEATURE_NAMES, *EVENT_FEATURE_NAMES
+        *FEATURE_NAMES, *STAMP_FEATURE_NAMES, *VARIABILITY_FEATURE_NAMES, *INTRA_NIGHT_FEATURE_NAMES, *EVENT_FEATURE_NAMES,
+        *DRW_FEATURE_NAMES,
     ]  # fmt: skip
     assert [spec["name"] for spec in card["inputs"]] == ["x", "ref", "scalars", "lengths", "features"]
     assert card["prediction"]["views"] == 8

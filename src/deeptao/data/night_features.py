@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeptao.data.drw_features import DRW_FEATURE_NAMES, drw_feature_matrix
 from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_feature_matrix
 from deeptao.data.representation import ObjectNights
@@ -49,4 +50,6 @@ NIGHT_FEATURE_BLOCKS = (
                       intra_night_feature_matrix, "deeptao.data.intra_night_features.intra_night_features"),
     NightFeatureBlock("event_features", "event features", EVENT_FEATURE_NAMES, event_feature_matrix,
                       "deeptao.data.event_features.event_features"),
+    NightFeatureBlock("drw_features", "damped-random-walk features", DRW_FEATURE_NAMES, drw_feature_matrix,
+                      "deeptao.data.drw_features.drw_features"),
 )  # fmt: skip
