@@ -32,9 +32,10 @@ visit, which the nightly co-adds and bins average away). With ``--event`` as
 well, a further forest adds the six event features of
 :mod:`deeptao.data.event_features` to the stamp and variability features
 (how often the object brightens, how fast its brightest event rises and
-fades).
+fades). With ``--drw`` as well, a last forest adds the four damped-random-walk
+features of :mod:`deeptao.data.drw_features` to those.
 
-    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability [--intra-night] [--event]]
+    python benchmarks/stamp_feature_forest.py --cache C913 --seeds 0 1 2 [--networks P] [--truth S913/simulation_truth.csv] [--variability [--intra-night] [--event [--drw]]]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import numpy as np
 from saved_proba import saved_fits
 from sklearn.metrics import confusion_matrix, f1_score, log_loss
 
+from deeptao.data.drw_features import DRW_FEATURE_NAMES, drw_feature_matrix
 from deeptao.data.event_features import EVENT_FEATURE_NAMES, event_feature_matrix
 from deeptao.data.intra_night_features import INTRA_NIGHT_FEATURE_NAMES, intra_night_features
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_features
@@ -90,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variability", action="store_true", help="also fit a forest with the variability features after the stamp's")
     parser.add_argument("--intra-night", action="store_true", help="with --variability: a fourth forest, the intra-night features added")
     parser.add_argument("--event", action="store_true", help="with --variability: a forest with the event features after the variability features")
+    parser.add_argument("--drw", action="store_true", help="with --event: a forest with the damped-random-walk features after the event features")
     args = parser.parse_args(argv)
     if (args.intra_night or args.event) and not args.variability:
         parser.error("--intra-night and --event need --variability")
+    if args.drw and not args.event:
+        parser.error("--drw needs --event")
 
     from deeptao.data.cache import open_cache
     from deeptao.data.representation import SequenceSettings, open_sequences
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         intra = np.array([intra_night_features(obj) for obj in objects])
     if args.event:
         event = event_feature_matrix(objects)
+    if args.drw:
+        drw = drw_feature_matrix(objects)
     del objects
     networks = {m: {seed: runs[0] for seed, runs in by_seed.items()} for m, by_seed in saved_fits(args.networks).items() if m != "lc-rf"} if args.networks else {}
     kinds, plain = _truth(args.truth, cache) if args.truth else (None, None)
@@ -148,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         with_event = np.column_stack([stamp, variability, event])
         names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + EVENT_FEATURE_NAMES
         forests.append(("lc-rf + stamp + var + event", lambda: StampForest(with_event, names)))
+    if args.drw:
+        with_drw = np.column_stack([stamp, variability, event, drw])
+        drw_names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + EVENT_FEATURE_NAMES + DRW_FEATURE_NAMES
+        forests.append(("lc-rf + stamp + var + event + drw", lambda: StampForest(with_drw, drw_names)))
 
     scores: dict[str, list[np.ndarray]] = {}
+    validation: dict[str, list[tuple[float, float]]] = {}  # (macro F1, log-loss) on the validation objects, per split
     importances: list[dict[str, float]] = []
     for seed in args.seeds:
         split = split_cache(cache, mode="object", seed=seed)[0][task.rows]
@@ -187,14 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                 plain_confusion[key] = plain_confusion.get(key, 0) + counts
             scores.setdefault(key, []).append(per_class)
             loss = log_loss(yva, val_p, labels=np.arange(val_p.shape[1]))
+            validation.setdefault(key, []).append((_macro_f1(yva, val_p), loss))
             print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  val loss {loss:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
     print()
-    print(f"{'model':34s} {'macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes))
+    print(f"{'model':34s} {'val F1':>6s} {'val loss':>8s} {'test macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes))
     for name, rows in scores.items():
         r = np.array(rows)
         macro = r.mean(axis=1)
         std = macro.std(ddof=1) if len(macro) > 1 else float("nan")
-        print(f"{name:34s} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in r.mean(axis=0)))
+        val_f1, val_loss = np.mean(validation[name], axis=0)
+        print(f"{name:34s} {val_f1:6.3f} {val_loss:8.3f} {macro.mean():.3f} ± {std:.3f}   " + " ".join(f"{v:6.3f}" for v in r.mean(axis=0)))
     mean_importance = {k: float(np.mean([imp[k] for imp in importances])) for k in importances[0]}
     ranked = sorted(mean_importance, key=mean_importance.get, reverse=True)
     if kinds is not None:
