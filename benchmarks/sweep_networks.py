@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -44,8 +45,15 @@ _STATE: dict[str, Any] = {}
 
 
 def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
-    """Open the cache once per worker; keep torch to its share of the cores; float32 stays float32 on a GPU."""
+    """Open the cache once per worker; keep torch to its share of the cores; float32 stays float32 on a GPU.
+
+    A worker also leaves when the sweep that started it is gone: a sweep
+    stopped with ``kill`` would otherwise leave its fits running, unseen,
+    taking the cores from whatever runs next.
+    """
     import torch
+
+    threading.Thread(target=_leave_with_parent, args=(os.getppid(),), daemon=True).start()
 
     from deeptao.data.cache import open_cache
     from deeptao.data.tasks import select_task
@@ -55,6 +63,12 @@ def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     cache = open_cache(cache_path)
     _STATE.update(cache=cache, task=select_task(task_name, cache.labels_array()))
+
+
+def _leave_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(2.0)
+    os._exit(1)
 
 
 def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
