@@ -143,22 +143,24 @@ def main(argv: list[str] | None = None) -> int:
             self.feature_names_ = [*self.feature_names_, *self.extra_names]
             return self
 
+    def with_blocks(*blocks: tuple[np.ndarray, tuple[str, ...]]):
+        """A factory of the forest with these feature blocks after lc-rf's, bound now (not when it is called)."""
+        extra = np.column_stack([matrix for matrix, _ in blocks])
+        names = tuple(name for _, block_names in blocks for name in block_names)
+        return lambda: StampForest(extra, names)
+
+    stamp_block = (stamp, STAMP_FEATURE_NAMES)
     forests = [("lc-rf", lambda: create_model("lc-rf", calibrate=False)), ("lc-rf + stamp", StampForest)]
     if args.variability:
-        both = np.column_stack([stamp, variability])
-        forests.append(("lc-rf + stamp + variability", lambda: StampForest(both, STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES)))
+        variability_block = (variability, VARIABILITY_FEATURE_NAMES)
+        forests.append(("lc-rf + stamp + variability", with_blocks(stamp_block, variability_block)))
     if args.intra_night:
-        every = np.column_stack([stamp, variability, intra])
-        names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + INTRA_NIGHT_FEATURE_NAMES
-        forests.append(("lc-rf + stamp + var + intra-night", lambda: StampForest(every, names)))
+        forests.append(("lc-rf + stamp + var + intra-night", with_blocks(stamp_block, variability_block, (intra, INTRA_NIGHT_FEATURE_NAMES))))
     if args.event:
-        with_event = np.column_stack([stamp, variability, event])
-        names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + EVENT_FEATURE_NAMES
-        forests.append(("lc-rf + stamp + var + event", lambda: StampForest(with_event, names)))
+        event_block = (event, EVENT_FEATURE_NAMES)
+        forests.append(("lc-rf + stamp + var + event", with_blocks(stamp_block, variability_block, event_block)))
     if args.drw:
-        with_drw = np.column_stack([stamp, variability, event, drw])
-        drw_names = STAMP_FEATURE_NAMES + VARIABILITY_FEATURE_NAMES + EVENT_FEATURE_NAMES + DRW_FEATURE_NAMES
-        forests.append(("lc-rf + stamp + var + event + drw", lambda: StampForest(with_drw, drw_names)))
+        forests.append(("lc-rf + stamp + var + event + drw", with_blocks(stamp_block, variability_block, event_block, (drw, DRW_FEATURE_NAMES))))
 
     scores: dict[str, list[np.ndarray]] = {}
     validation: dict[str, list[tuple[float, float]]] = {}  # (macro F1, log-loss) on the validation objects, per split
@@ -199,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 plain_confusion[key] = plain_confusion.get(key, 0) + counts
             scores.setdefault(key, []).append(per_class)
             loss = log_loss(yva, val_p, labels=np.arange(val_p.shape[1]))
-            validation.setdefault(key, []).append((_macro_f1(yva, val_p), loss))
-            print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {_macro_f1(yva, val_p):.3f}  val loss {loss:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
+            val_f1 = _macro_f1(yva, val_p)
+            validation.setdefault(key, []).append((val_f1, loss))
+            print(f"split {seed} {name:34s} test {per_class.mean():.3f}  val {val_f1:.3f}  val loss {loss:.3f}  " + " ".join(f"{c} {v:.2f}" for c, v in zip(task.classes, per_class, strict=True)), flush=True)
     print()
     print(f"{'model':34s} {'val F1':>6s} {'val loss':>8s} {'test macro F1':>15s} " + " ".join(f"{c:>6s}" for c in task.classes))
     for name, rows in scores.items():
