@@ -58,6 +58,21 @@ def split_parts(cache: Any, rows_all: np.ndarray, y_all: np.ndarray, seed: int) 
     return {name: (rows_all[split == name], y_all[split == name]) for name in ("train", "val", "test")}
 
 
+def keep_per_class(rows_all: np.ndarray, y_all: np.ndarray, n_classes: int, per_class: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``per_class`` objects of each class (all of them if None): the learning curves' subsets.
+
+    Each class's objects are permuted by one fixed draw and cut, so every
+    model, split and process keeps the same objects, and a smaller size's
+    objects are among a larger size's (nested subsets).
+    """
+    if not per_class:
+        return rows_all, y_all
+    rng = np.random.default_rng(12345)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[:per_class] for c in range(n_classes)])
+    keep.sort()
+    return rows_all[keep], y_all[keep]
+
+
 def fit_and_score(
     cache: Any,
     classes: Any,
@@ -116,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = open_cache_or_exit(args.cache)
     task = select_task(args.task, cache.labels_array())
-    rows_all, y_all = task.rows, task.y
-    if args.max_objects_per_class:
-        rng = np.random.default_rng(12345)
-        keep = np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[: args.max_objects_per_class] for c in range(len(task.classes))])
-        keep.sort()
-        rows_all, y_all = rows_all[keep], y_all[keep]
+    rows_all, y_all = keep_per_class(task.rows, task.y, len(task.classes), args.max_objects_per_class)
     results: list[dict[str, Any]] = []
     for seed in args.seeds:
         parts = split_parts(cache, rows_all, y_all, seed)

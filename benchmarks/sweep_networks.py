@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_networks import fit_and_score, open_cache_or_exit, parameter_value, split_parts
+from bench_networks import fit_and_score, keep_per_class, open_cache_or_exit, parameter_value, split_parts
 
 _STATE: dict[str, Any] = {}
 
 
-def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
+def _start_worker(cache_path: str, task_name: str, threads: int, per_class: int | None = None) -> None:
     """Open the cache once per worker; keep torch to its share of the cores; float32 stays float32 on a GPU.
 
     A worker also leaves when the sweep that started it is gone: a sweep
@@ -62,7 +62,9 @@ def _start_worker(cache_path: str, task_name: str, threads: int) -> None:
     torch.backends.cudnn.allow_tf32 = False  # a "32" setting is compared with "bf16": no TF32 convolutions
     torch.backends.cuda.matmul.allow_tf32 = False
     cache = open_cache(cache_path)
-    _STATE.update(cache=cache, task=select_task(task_name, cache.labels_array()))
+    task = select_task(task_name, cache.labels_array())
+    rows, y = keep_per_class(task.rows, task.y, len(task.classes), per_class)
+    _STATE.update(cache=cache, classes=task.classes, rows=rows, y=y)
 
 
 def _leave_with_parent(parent: int) -> None:
@@ -72,9 +74,9 @@ def _leave_with_parent(parent: int) -> None:
 
 
 def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    cache, task = _STATE["cache"], _STATE["task"]
-    parts = split_parts(cache, task.rows, task.y, seed)
-    entry = fit_and_score(cache, task.classes, model, params, parts, seed, seed)
+    cache = _STATE["cache"]
+    parts = split_parts(cache, _STATE["rows"], _STATE["y"], seed)
+    entry = fit_and_score(cache, _STATE["classes"], model, params, parts, seed, seed)
     entry.update(setting=name, params=params, pid=os.getpid())
     return entry
 
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=None, help="run only these settings of the grid")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--task", default="6class")
+    parser.add_argument("--max-objects-per-class", type=int, default=None,
+                        help="keep at most this many objects of each class, as bench_networks.py does (learning curves)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--set", dest="common", action="append", default=[], metavar="NAME=VALUE",
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(str(args.cache), args.task, args.threads)) as pool, open(args.out, "a") as fh:
+                             initargs=(str(args.cache), args.task, args.threads, args.max_objects_per_class)) as pool, open(args.out, "a") as fh:
         queue = list(jobs)
         while queue or pending:
             late = args.deadline is not None and time.perf_counter() - start > args.deadline
