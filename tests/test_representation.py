@@ -207,6 +207,19 @@ def test_night_dataset_batches_pad_flip_and_thin_alike_in_every_process():
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+def test_night_dropout_keeps_each_kept_night_s_own_scalars_and_gap():
+    rng = np.random.default_rng(4)
+    images, mjd = _star_sequence(rng, np.full(6, 300.0))  # nights 3 days apart
+    obj = object_nights(*order_exposures(images, mjd))
+    keep = np.array([True, False, False, True, True, False])
+    gap = SCALAR_NAMES.index("log_gap")
+    whole, thinned = night_arrays(obj)["scalars"], night_arrays(obj, keep=keep)["scalars"]
+    np.testing.assert_allclose(np.expm1(whole[:, gap]), [0, 3, 3, 3, 3, 3], atol=1e-3)
+    # the cadence prediction sees: night 3's gap stays 3 days, not the 9 since the last kept night
+    np.testing.assert_array_equal(thinned, whole[keep])
+    np.testing.assert_array_equal(night_arrays(obj, keep=keep)["x"], night_arrays(obj)["x"][keep])
+
+
 def test_time_crop_keeps_one_contiguous_run_of_at_least_the_fraction():
     cache = _fake_cache()
     store = build_sequences(cache)

@@ -110,7 +110,11 @@ def night_arrays(
     the forced photometry in an ``aperture``-pixel radius (the settings the
     representation was built with).
     ``code`` flips/rotates every image of the object alike (:func:`dihedral`);
-    ``keep`` selects nights (training's night dropout). An object with no
+    ``keep`` selects nights (training's night dropout); a kept night keeps
+    its own scalars, its time gap included, which stays the gap to the
+    previous night *observed*, dropped or not: so training sees the cadence
+    prediction sees. (Gaps recomputed over the kept nights were tried and
+    scored lower on ten splits, ``docs/benchmarks.md``.) An object with no
     night gets one empty night, so every object has an input.
     """
     coadd, reference = obj.coadd, obj.reference
