@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sweep_networks import read_fits
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                "--workers", str(args.workers), "--threads", str(args.threads)]  # fmt: skip
         print(" ".join(cmd), flush=True)
         if subprocess.run(cmd).returncode:
-            raise SystemExit(f"{out}: some fits of size {size} failed (see above); rerun to retry them")
-        for line in out.read_text().splitlines():
-            entry = json.loads(line)
+            raise SystemExit(f"{out}: the sweep of size {size} stopped (see above); mend that and rerun to resume it")
+        for entry in read_fits(out):
             if entry["setting"] in todo and entry["seed"] in args.seeds:
                 results.setdefault(f"{size}:{entry['model']}", []).append(entry)
         store.write_text(json.dumps(results, indent=1))

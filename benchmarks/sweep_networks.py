@@ -111,7 +111,8 @@ def _summary(results: list[dict[str, Any]], names: list[str], baseline: str | No
     return "\n".join(lines)
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
+def read_fits(path: Path) -> list[dict[str, Any]]:
+    """The fits in a sweep's output (JSON lines), none if it does not exist; SystemExit naming the line that is not a fit."""
     if not path.is_file():
         return []
     out = []
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(grid, dict) or not all(isinstance(v, dict) and "model" in v for v in grid.values()):
         raise SystemExit(f"{args.grid}: need {{setting: {{\"model\": NAME, \"params\": {{...}}}}}}")
     if args.summary_only:  # the grid only orders the settings: it may name parameters of an older commit
-        done = _read_results(args.out)
+        done = read_fits(args.out)
         if not done:
             raise SystemExit(f"{args.out}: no fits to summarise")
         names = list(dict.fromkeys([*grid, *(r["setting"] for r in done)]))
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
     open_cache_or_exit(args.cache)  # a bad cache is named here, not in every worker
     names = [n for n in grid if args.only is None or n in args.only]
-    done = _read_results(args.out)
+    done = read_fits(args.out)
     have = {(r["setting"], r["seed"]) for r in done}
     jobs = [(n, s) for s in args.seeds for n in names if (n, s) not in have]
     print(f"{len(jobs)} fits to run ({len(have)} already in {args.out}), {args.workers} at a time", flush=True)
