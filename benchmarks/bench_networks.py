@@ -32,6 +32,17 @@ def parameter_value(raw: str) -> Any:
         return raw
 
 
+def positive_int(text: str) -> int:
+    """An argument that must be a whole number of at least 1 (a count of objects)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1, got {text!r}")
+    return value
+
+
 def _override(text: str) -> tuple[str, str, Any]:
     key, sep, raw = text.partition("=")
     model, dot, name = key.partition(".")
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["lc-rf", "taonet", "taonet-lc"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--task", default="6class")
-    parser.add_argument("--max-objects-per-class", type=int, default=None, help="keep at most this many objects of each class (learning curves)")
+    parser.add_argument("--max-objects-per-class", type=positive_int, default=None, help="keep at most this many objects of each class (learning curves)")
     parser.add_argument("--set", dest="overrides", action="append", type=_override, default=[])
     parser.add_argument("--out", type=Path, default=None, help="write every per-split score here (JSON)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep checkpoints and logs here")

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_networks import positive_int
 from sweep_networks import read_fits
 
 HERE = Path(__file__).resolve().parent
@@ -53,13 +54,13 @@ def _ensure_cache(work: Path, per_class: int, survey_seed: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, type=Path)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[50, 100, 200, 400, 800])
+    parser.add_argument("--sizes", nargs="+", type=positive_int, default=[50, 100, 200, 400, 800])
     parser.add_argument("--models", nargs="+", default=["lc-rf", "seed-cnn", "taonet", "taonet-lc"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--survey-seed", type=int, default=4242)
     parser.add_argument("--docs", type=Path, default=None, help="also write learning_curve.md and .png here")
-    parser.add_argument("--workers", type=int, default=1, help="fits at once")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per fit")
+    parser.add_argument("--workers", type=positive_int, default=1, help="fits at once")
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1, help="torch threads per fit")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cache = _ensure_cache(args.work, max(args.sizes), args.survey_seed)

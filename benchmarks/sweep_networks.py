@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_networks import fit_and_score, keep_per_class, open_cache_or_exit, parameter_value, split_parts
+from bench_networks import fit_and_score, keep_per_class, open_cache_or_exit, parameter_value, positive_int, split_parts
 
 _STATE: dict[str, Any] = {}
 
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=None, help="run only these settings of the grid")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--task", default="6class")
-    parser.add_argument("--max-objects-per-class", type=int, default=None,
+    parser.add_argument("--max-objects-per-class", type=positive_int, default=None,
                         help="keep at most this many objects of each class, as bench_networks.py does (learning curves)")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--workers", type=positive_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker")
     parser.add_argument("--set", dest="common", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter given to every setting (e.g. accelerator=gpu), before its own")
     parser.add_argument("--deadline", type=float, default=None, help="start no fit after this many seconds")
