@@ -95,8 +95,14 @@ def fit_and_score(
     *,
     workdir: Path | None = None,
     save_proba: Path | None = None,
+    proba_name: str | None = None,
 ) -> dict[str, Any]:
-    """Fit one model on a split's train part (validation steering it) and score it on validation and test."""
+    """Fit one model on a split's train part (validation steering it) and score it on validation and test.
+
+    With ``save_proba`` the validation and test probabilities go to
+    ``save_proba/NAME-seedS-fitF.npz``, NAME being ``proba_name`` (default:
+    the model's name), so that fits can be combined offline afterwards.
+    """
     from sklearn.metrics import f1_score
 
     from deeptao.models import create_model
@@ -112,7 +118,7 @@ def fit_and_score(
     labels = np.arange(len(classes))
     if save_proba is not None:
         save_proba.mkdir(parents=True, exist_ok=True)
-        np.savez(save_proba / f"{model}-seed{seed}-fit{fit_seed}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
+        np.savez(save_proba / f"{proba_name or model}-seed{seed}-fit{fit_seed}.npz", val_rows=va, y_val=yva, val_proba=val_proba, test_rows=te, y_test=yte, test_proba=proba)
     per_class = f1_score(yte, pred, labels=labels, average=None, zero_division=0)
     return {
         "model": model, "seed": seed, "macro_f1": float(per_class.mean()),

@@ -6,7 +6,9 @@ by ``--workers`` processes at once (on a GPU node they share the GPU; on a
 CPU node give each a share of the cores with ``--threads``). Jobs run split
 by split, so a run cut short by ``--deadline`` still compares every setting
 on the same first splits. Each finished fit is appended to ``--out`` (JSON
-lines) at once, and a rerun skips the fits already there.
+lines) at once, and a rerun skips the fits already there. ``--save-proba DIR``
+also keeps each fit's validation and test probabilities (one ``.npz`` per
+setting and split, named by ``proba_file_stem``) for combining fits offline.
 
 The summary gives, per setting, the mean validation macro F1 and log-loss
 (what a choice is made on) and the test macro F1 (mean ± std, and per
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -73,10 +76,16 @@ def _leave_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _run_job(name: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+def proba_file_stem(setting: str) -> str:
+    """A setting's name as a file name: every run of characters other than letters, digits, ``.`` and ``-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", setting).strip("_") or "setting"
+
+
+def _run_job(name: str, model: str, params: dict[str, Any], seed: int, save_proba: Path | None = None) -> dict[str, Any]:
     cache = _STATE["cache"]
     parts = split_parts(cache, _STATE["rows"], _STATE["y"], seed)
-    entry = fit_and_score(cache, _STATE["classes"], model, params, parts, seed, seed)
+    entry = fit_and_score(cache, _STATE["classes"], model, params, parts, seed, seed,
+                          save_proba=save_proba, proba_name=proba_file_stem(name))
     entry.update(setting=name, params=params, pid=os.getpid())
     return entry
 
@@ -144,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a parameter given to every setting (e.g. accelerator=gpu), before its own")
     parser.add_argument("--deadline", type=float, default=None, help="start no fit after this many seconds")
     parser.add_argument("--out", required=True, type=Path, help="JSON lines, one per fit; appended to, and read back on rerun")
+    parser.add_argument("--save-proba", type=Path, default=None,
+                        help="also write each fit's validation and test probabilities here (SETTING-seedS-fitS.npz)")
     parser.add_argument("--baseline", default=None, help="the setting the others are paired with")
     parser.add_argument("--summary-only", action="store_true",
                         help="fit nothing: summarise the fits already in --out (the grid's settings first, then any other)")
@@ -175,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             getattr(estimator, "_check_params", lambda: None)()  # what fit would refuse
         except (KeyError, TypeError, ValueError) as exc:
             raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
+    stems = [proba_file_stem(n) for n in grid]
+    if args.save_proba is not None and len(set(stems)) < len(stems):
+        clash = sorted({s for s in stems if stems.count(s) > 1})
+        raise SystemExit(f"{args.grid}: settings whose names differ only in punctuation would share probability files ({', '.join(clash)})")
     open_cache_or_exit(args.cache)  # a bad cache is named here, not in every worker
     names = [n for n in grid if args.only is None or n in args.only]
     done = read_fits(args.out)
@@ -194,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 name, seed = queue.pop(0)
                 spec = grid[name]
                 params = {**common, **spec.get("params", {})}
-                pending[pool.submit(_run_job, name, spec["model"], params, seed)] = (name, seed)
+                pending[pool.submit(_run_job, name, spec["model"], params, seed, args.save_proba)] = (name, seed)
             if late and queue:
                 print(f"deadline: {len(queue)} fits not started", flush=True)
                 queue.clear()
