@@ -43,6 +43,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def mean_log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """The mean negative log-probability of the true class (floored at 1e-12): the validation log-loss every fit records."""
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))
+
+
 def _override(text: str) -> tuple[str, str, Any]:
     key, sep, raw = text.partition("=")
     model, dot, name = key.partition(".")
@@ -124,7 +129,7 @@ def fit_and_score(
         "model": model, "seed": seed, "macro_f1": float(per_class.mean()),
         "per_class_f1": dict(zip(classes, per_class.round(4).tolist(), strict=True)),
         "val_macro_f1": float(f1_score(yva, val_proba.argmax(axis=1), labels=labels, average="macro", zero_division=0)),
-        "val_log_loss": float(-np.mean(np.log(np.clip(val_proba[np.arange(len(yva)), yva], 1e-12, 1.0)))),
+        "val_log_loss": mean_log_loss(yva, val_proba),
         "fit_seconds": round(fit_s, 1), "n_train": int(len(tr)), "n_test": int(len(te)),
         "epochs": getattr(getattr(estimator, "fit_result_", None), "epochs", None),
     }  # fmt: skip

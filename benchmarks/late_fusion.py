@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from bench_networks import mean_log_loss
 from saved_proba import saved_fits
 from sklearn.metrics import f1_score
 
@@ -74,10 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _FLOOR, 1.0))))
-
-
 def _combination(fits: dict[str, dict[int, list[dict[str, np.ndarray]]]], forest: dict[int, dict[str, np.ndarray]],
                  names: list[str]) -> str:
     """The geometric mean of the named models' fits on each split they all have, paired with the first model's fits."""
@@ -101,7 +98,7 @@ def _combination(fits: dict[str, dict[int, list[dict[str, np.ndarray]]]], forest
         alone_test = _geometric_mean([r["test_proba"] for r in first])
         alone_val = _geometric_mean([r["val_proba"] for r in first])
         rows.append((_macro_f1(y, test) - _macro_f1(y, alone_test), _macro_f1(y_val, val) - _macro_f1(y_val, alone_val),
-                     _log_loss(y_val, val) - _log_loss(y_val, alone_val), _macro_f1(y, test),
+                     mean_log_loss(y_val, val) - mean_log_loss(y_val, alone_val), _macro_f1(y, test),
                      _macro_f1(y, test) - _macro_f1(y, forest[seed]["test_proba"]) if seed in forest else np.nan))
     d = np.array(rows)
     spread = f" ± {d[:, 3].std(ddof=1):.3f}" if len(d) > 1 else ""
