@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             getattr(estimator, "_check_params", lambda: None)()  # what fit would refuse
         except (KeyError, TypeError, ValueError) as exc:
             raise SystemExit(f"{args.grid}: setting {name!r}: {exc}") from None
-    stems = [proba_file_stem(n) for n in grid]
-    if args.save_proba is not None and len(set(stems)) < len(stems):
+    stems = [proba_file_stem(n) for n in grid] if args.save_proba is not None else []
+    if len(set(stems)) < len(stems):
         clash = sorted({s for s in stems if stems.count(s) > 1})
         raise SystemExit(f"{args.grid}: settings whose names differ only in punctuation would share probability files ({', '.join(clash)})")
     open_cache_or_exit(args.cache)  # a bad cache is named here, not in every worker
