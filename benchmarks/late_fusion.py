@@ -71,16 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             line += f", fused with lc-rf {np.mean([a for a, _ in fused]):.3f} (weights {[w for _, w in fused]})"
         print(line)
     if args.combine:
-        print(_combination(fits, forest, args.combine))
+        print(_combination(fits, forest, args.combine, args.folders))
     return 0
 
 
 def _combination(fits: dict[str, dict[int, list[dict[str, np.ndarray]]]], forest: dict[int, dict[str, np.ndarray]],
-                 names: list[str]) -> str:
+                 names: list[str], folders: list[Path]) -> str:
     """The geometric mean of the named models' fits on each split they all have, paired with the first model's fits."""
     missing = [n for n in names if n not in fits]
     if missing:
-        raise SystemExit(f"--combine: no saved fits of {', '.join(missing)} (have: {', '.join(sorted(fits)) or 'none'})")
+        raise SystemExit(f"{', '.join(map(str, folders))}: no saved fits of {', '.join(missing)} for --combine "
+                         f"(have: {', '.join(sorted(fits)) or 'none'})")
     seeds = sorted(set.intersection(*(set(fits[n]) for n in names)))
     if not seeds:
         raise SystemExit(f"--combine: {', '.join(names)} share no split")
