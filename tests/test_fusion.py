@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deeptao.models import create_model, load_model
-from deeptao.models.fusion import FUSION_WEIGHTS, choose_weight, fuse_probabilities
+from deeptao.models.fusion import choose_weight, fuse_probabilities
 from tests._simulated import simulated_cache
 
 TINY_NET = dict(crop=16, embed=16, hidden=8, max_epochs=1, views=1, progress=False, precision="32")
@@ -41,9 +41,40 @@ def test_the_weight_follows_the_member_that_is_right_on_validation():
     right = np.full((200, 3), 0.1)
     right[np.arange(200), y] = 0.8
     wrong = np.roll(right, 1, axis=1)
-    assert choose_weight(uniform, right, y) == FUSION_WEIGHTS[-1]  # the forest alone knows: as much of it as allowed
+    assert choose_weight(uniform, right, y) > 0.0  # the forest alone knows: taken in (any weight, after the temperature)
     assert choose_weight(right, wrong, y) == 0.0  # the forest misleads: left out
-    assert choose_weight(right, right, y) > 0.0  # agreeing and right: sharper together
+
+
+def _gaussian_posteriors(rng, y, n_classes=3, separation=1.5):
+    """Exact class posteriors of one noisy look at each object: x = separation * onehot(y) + N(0, 1)."""
+    x = separation * np.eye(n_classes)[y] + rng.standard_normal((len(y), n_classes))
+    z = separation * x
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_two_independent_exact_members_are_weighed_alike():
+    # With two independent looks, the posterior given both is the normalised product of the two: weight 1.
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 6000)
+    first, second = _gaussian_posteriors(rng, y), _gaussian_posteriors(rng, y)
+    assert abs(choose_weight(first, second, y) - 1.0) <= 0.2
+
+
+def test_the_weight_does_not_depend_on_the_members_sharpness():
+    # The fused model is calibrated after fusion: members both sharpened (or both softened) alike must get
+    # the same weight, which a log-loss taken before the temperature would not give.
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 3000)
+    first, second = _gaussian_posteriors(rng, y), _gaussian_posteriors(rng, y)
+    chosen = choose_weight(first, second, y)
+
+    def sharpened(p, power):
+        q = p**power
+        return q / q.sum(axis=1, keepdims=True)
+
+    for power in (0.5, 3.0):
+        assert choose_weight(sharpened(first, power), sharpened(second, power), y) == chosen
 
 
 @pytest.fixture(scope="module")

@@ -314,3 +314,62 @@ def test_predict_max_nights_classifies_from_the_first_nights_only(simulated_cach
     capsys.readouterr()
     assert main(["predict", str(saved), str(files[0]), "--max-nights", "0"]) == 2
     assert capsys.readouterr().err.strip() == "deeptao predict: error: --max-nights must be at least 1, got 0"
+
+
+def test_the_forest_takes_the_representations_feature_blocks_alike_from_cache_and_files(simulated_cache):
+    from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS
+    from deeptao.data.representation import SequenceSettings, open_sequences
+    from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    train, test = rows[rows % 3 != 0], rows[rows % 3 == 0]
+    # named out of the blocks' order: the forest keeps the blocks' own order
+    blocks = ("event_features", "stamp_features")
+    model = create_model("lc-rf", n_estimators=40, n_jobs=1, night_features=blocks)
+    model.prepare_inputs(cache)
+    model.fit(cache, train, y[train], classes=CLASSES, seed=1)
+    extra = [name for block in NIGHT_FEATURE_BLOCKS if block.option in blocks for name in block.names]
+    assert model.feature_names_ == [*FEATURE_NAMES, *extra] and extra[: len(STAMP_FEATURE_NAMES)] == list(STAMP_FEATURE_NAMES)
+
+    # the columns after the light-curve features are the stamp block of the stored representation (crop 12)
+    X = model.cache_features(cache, test)
+    store = open_sequences(cache, SequenceSettings(crop=12))
+    stamp = stamp_feature_matrix([store.object(int(r)) for r in test], SequenceSettings(crop=12).aperture)
+    np.testing.assert_array_equal(X[:, len(FEATURE_NAMES) : len(FEATURE_NAMES) + len(STAMP_FEATURE_NAMES)], stamp)
+
+    # a loose file, read by the reader and given in file order, scores as its cached copy
+    proba = model.predict_proba(cache, test)
+    objs = [read_object(cache.objects["path"].iloc[i]) for i in test[:4]]
+    from_files = model.predict_proba_arrays([(o.images, o.mjd) for o in objs])
+    np.testing.assert_allclose(from_files, proba[:4])
+    flipped = model.predict_proba_arrays([(o.images[::-1], o.mjd[::-1], o.blank[::-1], o.table["duplicate"].to_numpy()[::-1]) for o in objs])
+    np.testing.assert_allclose(flipped, proba[:4])
+
+    lc_only = create_model("lc-rf", n_estimators=40, n_jobs=1).fit(cache, train, y[train], classes=CLASSES, seed=1)
+    assert lc_only.feature_names_ == list(FEATURE_NAMES) and lc_only.cache_features(cache, test).shape[1] == len(FEATURE_NAMES)
+
+
+def test_unknown_feature_blocks_are_refused(simulated_cache):
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    for bad, match in ((("stamp_features", "colour_features"), "unknown night_features"), ("stamp_features", "a sequence")):
+        with pytest.raises(ValueError, match=match):
+            create_model("lc-rf", n_estimators=5, n_jobs=1, night_features=bad).fit(cache, np.arange(len(cache)), y, classes=CLASSES)
+
+
+def test_a_forest_with_feature_blocks_round_trips_through_skops_and_its_card_says_how_to_build_them(simulated_cache, tmp_path):
+    pytest.importorskip("skops")
+    from deeptao.models.export import model_card
+
+    cache = open_cache(simulated_cache)
+    y = _class_indices(cache)
+    rows = np.arange(len(cache))
+    model = create_model("lc-rf", n_estimators=20, n_jobs=1, night_features=("stamp_features",))
+    model.fit(cache, rows[rows % 2 == 0], y[rows % 2 == 0], classes=CLASSES, seed=2)
+    loaded = LightCurveForest.load_skops(model.save_skops(tmp_path / "forest.skops"))
+    np.testing.assert_array_equal(loaded.predict_proba(cache, rows[1::2]), model.predict_proba(cache, rows[1::2]))
+    card = model_card(model, source=tmp_path, file=tmp_path / "forest.skops", format="skops")["representation"]
+    assert card["features"] == model.feature_names_ and card["settings"]["crop"] == 12
+    assert any("deeptao.data.stamp_features.stamp_features" in step for step in card["build"])

@@ -1,6 +1,6 @@
 """deeptao: classify CRTS transients from Deep-TAO image sequences, evaluated at object level."""
 
-__version__ = "0.2.3"
+__version__ = "0.2.4"
 
 CLASSES = ("SN", "AGN", "BZ", "CV", "OTHER", "NON")
 """Labels in the order used by every model and table; the folder name is the label."""

@@ -30,6 +30,7 @@ from deeptao.lightcurves.store import (
     features_from_arrays,
     load_lightcurves,
     object_lightcurve,
+    ordered_sequence,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "load_lightcurves",
     "nightly_bin",
     "object_lightcurve",
+    "ordered_sequence",
     "pad_lightcurves",
     "photometry",
     "plot_lightcurve",

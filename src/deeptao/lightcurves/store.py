@@ -42,6 +42,7 @@ __all__ = [
     "features_from_arrays",
     "compute_features",
     "load_lightcurves",
+    "ordered_sequence",
 ]
 
 LIGHTCURVES_FILE = "lightcurves.parquet"
@@ -80,21 +81,27 @@ def features_from_arrays(
     For files outside any cache (``deeptao predict FILE.fits``); one row per
     sequence, columns :data:`FEATURE_NAMES`.
     """
-    nights = []
-    for seq in sequences:
-        if len(seq) not in (2, 3, 4):
-            raise ValueError(f"each sequence must be (images, mjd[, blank[, duplicate]]), got {len(seq)} items")
-        images, mjd = np.asarray(seq[0]), np.asarray(seq[1], dtype=np.float64)
-        if len(seq) < 4:
-            # Flag what the reader flags, the same way, so that a file scores
-            # alike whether it comes through the cache or on its own.
-            given_blank = np.asarray(seq[2], dtype=bool)[np.argsort(mjd, kind="stable")] if len(seq) == 3 else None
-            images, mjd, blank, duplicate = order_exposures(images, mjd)
-            if given_blank is not None:
-                blank = given_blank
-            seq = (images, mjd, blank, duplicate)
-        nights.append(object_lightcurve(*seq, settings=settings)[1])
+    nights = [object_lightcurve(*ordered_sequence(seq), settings=settings)[1] for seq in sequences]
     return pd.DataFrame(_features_of_nights(nights), columns=list(FEATURE_NAMES))
+
+
+def ordered_sequence(seq: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(images, mjd, blank, duplicate)`` of one ``(images, mjd[, blank[, duplicate]])`` tuple, in MJD order.
+
+    Four items keep their flags (the reader's own) and are put in MJD order.
+    With two or three, the exposures are ordered and flagged by the reader's
+    rules (:func:`deeptao.io.order_exposures`), a given ``blank`` kept, so that
+    a file scores alike whether it comes through the cache or on its own.
+    """
+    if len(seq) not in (2, 3, 4):
+        raise ValueError(f"each sequence must be (images, mjd[, blank[, duplicate]]), got {len(seq)} items")
+    images, mjd = np.asarray(seq[0]), np.asarray(seq[1], dtype=np.float64)
+    if len(seq) == 4:
+        order = np.argsort(mjd, kind="stable")
+        return images[order], mjd[order], np.asarray(seq[2], dtype=bool)[order], np.asarray(seq[3], dtype=bool)[order]
+    given_blank = np.asarray(seq[2], dtype=bool)[np.argsort(mjd, kind="stable")] if len(seq) == 3 else None
+    images, mjd, blank, duplicate = order_exposures(images, mjd)
+    return images, mjd, (blank if given_blank is None else given_blank), duplicate
 
 
 # --------------------------------------------------------------------------- the cache

@@ -161,7 +161,7 @@ def _representation(estimator: Any) -> dict[str, Any]:
     if name == "lc-rf":
         from deeptao.lightcurves import FEATURE_NAMES
 
-        return {
+        forest: dict[str, Any] = {
             "kind": "light-curve features",
             "features": list(estimator.feature_names_ if hasattr(estimator, "feature_names_") else FEATURE_NAMES),
             "photometry": _jsonable(dataclasses.asdict(estimator._settings())),
@@ -171,6 +171,12 @@ def _representation(estimator: Any) -> dict[str, Any]:
                 "features of the nightly light curve: deeptao.lightcurves.features_from_arrays",
             ],
         }
+        blocks = estimator._night_blocks()
+        if blocks:  # measured on the networks' representation, after the light-curve features
+            forest["settings"] = estimator._night_settings().to_dict()
+            forest["build"].append("the object's nights: deeptao.data.representation.object_nights with settings")
+            forest["build"].extend(block.build_step() for block in blocks)
+        return forest
     if name == "seed-cnn":
         return {
             "kind": "single images",

@@ -7,6 +7,12 @@ learns from those. Features are computed once per prepared cache and stored
 beside it, so fitting and predicting on a cache costs only the forest.
 Undefined features (too few nights) are imputed by the training median, with
 an indicator column so that "undefined" can itself be learned.
+
+With ``night_features`` the forest also takes blocks measured on the
+networks' representation (:data:`deeptao.data.night_features.NIGHT_FEATURE_BLOCKS`:
+stamp, variability, event, ... features), after the light-curve features. lc-rf,
+the comparator, takes none; the forest that taonet+rf fuses with a network
+takes them (:mod:`deeptao.models.fusion`).
 """
 
 from __future__ import annotations
@@ -22,8 +28,16 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock
+from deeptao.data.representation import SequenceSettings, object_nights, open_sequences
 from deeptao.io import sequence_nights
-from deeptao.lightcurves import FEATURE_NAMES, PhotometrySettings, compute_features, features_from_arrays
+from deeptao.lightcurves import (
+    FEATURE_NAMES,
+    PhotometrySettings,
+    compute_features,
+    features_from_arrays,
+    ordered_sequence,
+)
 from deeptao.models._registry import register_model
 from deeptao.models.base import ObjectClassifier
 from deeptao.models.calibration import calibrate_proba, choose_prior_power, fit_nights_calibration, shift_to_prior
@@ -88,6 +102,14 @@ class LightCurveForest(ObjectClassifier):
         uniform guess's); arg-max and F1 are unchanged.
     photometry : PhotometrySettings, optional
         Light-curve extraction settings; default :class:`PhotometrySettings()`.
+    night_features : sequence of str, default=()
+        Blocks of :data:`deeptao.data.night_features.NIGHT_FEATURE_BLOCKS`,
+        named by their network parameter (``"stamp_features"``, ...), added
+        after the light-curve features in the blocks' own order. Empty for
+        lc-rf, the light-curve comparator.
+    crop : int, default=12
+        The stamp of the representation those blocks are measured on
+        (taonet's default, so that both read one stored representation).
     """
 
     #: registry name
@@ -105,6 +127,8 @@ class LightCurveForest(ObjectClassifier):
         photometry: PhotometrySettings | None = None,
         prior_shift: bool = True,
         calibrate: bool = True,
+        night_features: Sequence[str] = (),
+        crop: int = 12,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_features = max_features
@@ -115,19 +139,49 @@ class LightCurveForest(ObjectClassifier):
         self.photometry = photometry
         self.prior_shift = prior_shift
         self.calibrate = calibrate
+        self.night_features = night_features
+        self.crop = crop
 
     # ------------------------------------------------------------------ features
     def _settings(self) -> PhotometrySettings:
         return self.photometry if self.photometry is not None else PhotometrySettings()
 
+    def _night_blocks(self) -> list[NightFeatureBlock]:
+        """The blocks ``night_features`` names, in the order of NIGHT_FEATURE_BLOCKS; ValueError for an unknown name."""
+        names = getattr(self, "night_features", ())  # a forest saved before the option existed has none
+        if isinstance(names, str):
+            raise ValueError(f"night_features must be a sequence of block names, got the string {names!r}")
+        options = [block.option for block in NIGHT_FEATURE_BLOCKS]
+        unknown = sorted(set(names) - set(options))
+        if unknown:
+            raise ValueError(f"unknown night_features {unknown}; choose among {options}")
+        return [block for block in NIGHT_FEATURE_BLOCKS if block.option in names]
+
+    def _night_settings(self) -> SequenceSettings:
+        return SequenceSettings(crop=getattr(self, "crop", 12))
+
+    def _feature_names(self) -> list[str]:
+        return [*FEATURE_NAMES, *(name for block in self._night_blocks() for name in block.names)]
+
+    def _night_matrix(self, objects: Iterable[Any]) -> np.ndarray:
+        objects = list(objects)
+        aperture = self._night_settings().aperture
+        return np.column_stack([block.matrix(objects, aperture) for block in self._night_blocks()])
+
     def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
         compute_features(cache, settings=self._settings(), workers=workers)
+        if self._night_blocks():
+            open_sequences(cache, self._night_settings(), workers=workers)
 
     def cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray:
-        """Feature matrix of the objects at ``rows`` (computed for the whole cache once, then read)."""
+        """Feature matrix of the objects at ``rows`` (light-curve features computed for the whole cache once, then read)."""
         table = compute_features(cache, settings=self._settings(), workers=self.workers)
         rows = np.asarray(rows, dtype=np.int64)
-        return table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)[rows]
+        lc = table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)[rows]
+        if not self._night_blocks():
+            return lc
+        store = open_sequences(cache, self._night_settings(), workers=self.workers)
+        return np.column_stack([lc, self._night_matrix(store.object(int(r)) for r in rows)])
 
     # ------------------------------------------------------------------ fit / predict
     def fit(
@@ -189,7 +243,7 @@ class LightCurveForest(ObjectClassifier):
         imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
         self.pipeline_ = Pipeline([("impute", imputer), ("forest", forest)]).fit(X, y)
         self.classes_ = classes
-        self.feature_names_ = list(FEATURE_NAMES)
+        self.feature_names_ = self._feature_names()
         self.seed_ = seed
         counts = np.bincount(y, minlength=len(classes)).astype(float)
         self.class_prior_ = ((counts + 0.5) / (counts + 0.5).sum()).tolist()  # never 0: see the networks'
@@ -209,8 +263,13 @@ class LightCurveForest(ObjectClassifier):
         return self._calibrated(self._array_proba(sequences), nights)
 
     def _array_proba(self, sequences: Sequence[tuple[np.ndarray, ...]]) -> np.ndarray:
-        table = features_from_arrays(sequences, settings=self._settings())
-        return self._proba(table[self.feature_names_].to_numpy(dtype=np.float64))
+        ordered = [ordered_sequence(seq) for seq in sequences]
+        table = features_from_arrays(ordered, settings=self._settings())
+        X = table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+        if self._night_blocks():
+            settings = self._night_settings()
+            X = np.column_stack([X, self._night_matrix(object_nights(*seq, settings) for seq in ordered)])
+        return self._proba(X)
 
     def _shifted(self, proba: np.ndarray) -> np.ndarray:
         """The fitted prior shift (none for a model saved before it existed)."""
