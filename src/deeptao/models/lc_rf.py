@@ -102,7 +102,7 @@ class LightCurveForest(ObjectClassifier):
         uniform guess's); arg-max and F1 are unchanged.
     photometry : PhotometrySettings, optional
         Light-curve extraction settings; default :class:`PhotometrySettings()`.
-    night_features : sequence of str, default=()
+    night_features : tuple of str, default=()
         Blocks of :data:`deeptao.data.night_features.NIGHT_FEATURE_BLOCKS`,
         named by their network parameter (``"stamp_features"``, ...), added
         after the light-curve features in the blocks' own order. Empty for
@@ -127,7 +127,7 @@ class LightCurveForest(ObjectClassifier):
         photometry: PhotometrySettings | None = None,
         prior_shift: bool = True,
         calibrate: bool = True,
-        night_features: Sequence[str] = (),
+        night_features: tuple[str, ...] = (),
         crop: int = 12,
     ) -> None:
         self.n_estimators = n_estimators
