@@ -21,7 +21,7 @@ from deeptao.data.representation import ObjectNights
 from deeptao.data.stamp_features import STAMP_FEATURE_NAMES, stamp_feature_matrix
 from deeptao.data.variability_features import VARIABILITY_FEATURE_NAMES, variability_feature_matrix
 
-__all__ = ["NightFeatureBlock", "NIGHT_FEATURE_BLOCKS"]
+__all__ = ["NightFeatureBlock", "NIGHT_FEATURE_BLOCKS", "night_feature_matrix"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,9 @@ NIGHT_FEATURE_BLOCKS = (
     NightFeatureBlock("drw_features", "damped-random-walk features", DRW_FEATURE_NAMES, drw_feature_matrix,
                       "deeptao.data.drw_features.drw_features"),
 )  # fmt: skip
+
+
+def night_feature_matrix(objects: Iterable[ObjectNights], blocks: Iterable[NightFeatureBlock], aperture: float) -> np.ndarray:
+    """The ``blocks`` of each object side by side, one row per object: what a model that takes them reads."""
+    objects = list(objects)
+    return np.column_stack([block.matrix(objects, aperture) for block in blocks])

@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
-from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock, night_feature_matrix
 from deeptao.data.representation import SequenceSettings, object_nights, open_sequences
 from deeptao.io import sequence_nights
 from deeptao.lightcurves import (
@@ -164,9 +164,7 @@ class LightCurveForest(ObjectClassifier):
         return [*FEATURE_NAMES, *(name for block in self._night_blocks() for name in block.names)]
 
     def _night_matrix(self, objects: Iterable[Any]) -> np.ndarray:
-        objects = list(objects)
-        aperture = self._night_settings().aperture
-        return np.column_stack([block.matrix(objects, aperture) for block in self._night_blocks()])
+        return night_feature_matrix(objects, self._night_blocks(), self._night_settings().aperture)
 
     def prepare_inputs(self, cache: PreparedCache, *, workers: int = 1) -> None:
         compute_features(cache, settings=self._settings(), workers=workers)

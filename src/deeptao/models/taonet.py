@@ -85,7 +85,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 
 from deeptao.data.datasets import NightDataset, ObjectBatchSampler, collate_nights, night_arrays
-from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock
+from deeptao.data.night_features import NIGHT_FEATURE_BLOCKS, NightFeatureBlock, night_feature_matrix
 from deeptao.data.representation import SCALAR_NAMES, ObjectNights, SequenceSettings, object_nights, open_sequences
 from deeptao.io import order_objects
 from deeptao.models._registry import register_model
@@ -413,9 +413,7 @@ class TaoNetClassifier(TorchClassifier):
         blocks = self._night_feature_blocks()
         if not blocks:
             return None
-        objects = list(objects)
-        aperture = self._settings().aperture
-        return np.column_stack([block.matrix(objects, aperture) for block in blocks])
+        return night_feature_matrix(objects, blocks, self._settings().aperture)
 
     def _cache_features(self, cache: PreparedCache, rows: np.ndarray) -> np.ndarray | None:
         store = open_sequences(cache, self._settings())
