@@ -261,6 +261,10 @@ def test_misuse_is_refused(simulated_cache):
         model.fit(cache, np.arange(2), np.array(["SN", "XX"]), classes=CLASSES)
     with pytest.raises(ValueError, match="workers"):
         compute_features(cache, workers=0)
+    fitted = LightCurveForest(n_estimators=5, n_jobs=1).fit(cache, np.arange(6), np.arange(6) % 2, classes=CLASSES)
+    images = np.zeros((3, 64, 64), dtype=np.uint16)
+    with pytest.raises(ValueError, match="got 1 items"):
+        fitted.predict_proba_arrays([(images,)])
 
 
 def test_load_refuses_other_files(tmp_path):

@@ -256,12 +256,12 @@ class LightCurveForest(ObjectClassifier):
     def predict_proba_arrays(self, sequences: Iterable[tuple[np.ndarray, ...]]) -> np.ndarray:
         """Probabilities for image sequences outside any cache: ``(images, mjd[, blank[, duplicate]])`` each."""
         self._check_fitted()
-        sequences = list(sequences)
-        nights = np.array([sequence_nights(item[0], item[1]) for item in sequences], dtype=np.int64)
-        return self._calibrated(self._array_proba(sequences), nights)
+        ordered = [ordered_sequence(seq) for seq in sequences]  # checks each tuple's length first
+        nights = np.array([sequence_nights(images, mjd) for images, mjd, *_ in ordered], dtype=np.int64)
+        return self._calibrated(self._array_proba(ordered), nights)
 
     def _array_proba(self, sequences: Sequence[tuple[np.ndarray, ...]]) -> np.ndarray:
-        ordered = [ordered_sequence(seq) for seq in sequences]
+        ordered = [ordered_sequence(seq) for seq in sequences]  # idempotent on ordered 4-tuples
         table = features_from_arrays(ordered, settings=self._settings())
         X = table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
         if self._night_blocks():
