@@ -211,7 +211,7 @@ class LightCurveForest(ObjectClassifier):
                 self.prior_power_ = choose_prior_power(raw, y_val, np.asarray(self.class_prior_))
             if self.calibrate:
                 self.temperature_, self.temperature_slope_ = fit_nights_calibration(
-                    cache, val_rows, y_val, self._shifted(raw), lambda items: self._shifted(self._array_proba(items))
+                    cache, val_rows, y_val, self._shifted(raw), lambda items: self._shifted(self._array_proba([ordered_sequence(seq) for seq in items]))
                 )
         return self
 
@@ -260,8 +260,8 @@ class LightCurveForest(ObjectClassifier):
         nights = np.array([sequence_nights(images, mjd) for images, mjd, *_ in ordered], dtype=np.int64)
         return self._calibrated(self._array_proba(ordered), nights)
 
-    def _array_proba(self, sequences: Sequence[tuple[np.ndarray, ...]]) -> np.ndarray:
-        ordered = [ordered_sequence(seq) for seq in sequences]  # idempotent on ordered 4-tuples
+    def _array_proba(self, ordered: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Uncalibrated probabilities of sequences already put through :func:`ordered_sequence` (each once)."""
         table = features_from_arrays(ordered, settings=self._settings())
         X = table[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
         if self._night_blocks():
